@@ -1,0 +1,1 @@
+//! Round plans, loss tables and loss-aware multiple-round selection

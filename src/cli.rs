@@ -1,0 +1,64 @@
+//! The command line: one `Command` enum, one `*Args` struct per subcommand (in `commands/`),
+//! global flags flattened into every subcommand.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tinyforge",
+    version,
+    about = "Turn raw multilingual corpora into trained tiny language models (PanGu-π Pro recipe)",
+    long_about = "Turn raw multilingual corpora into trained tiny language models, following the \
+PanGu-π Pro recipe: compact tokenizer, depth-first architecture, parameter inheritance and \
+multiple-round training with loss-aware resampling.\n\nEvery stage reads and writes files (see \
+docs/FORMAT.md), so each can run as its own batch job; data is on stdout, logs and progress on \
+stderr.",
+    after_help = "Examples:\n  tinyforge ingest corpus/*.jsonl.zst --out docs/\n  tinyforge stats docs/\n\nRun `tinyforge <command> --help` for the options and an example of each command."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// How to report progress on stderr: a bar on a terminal, one JSON line per update for
+    /// cluster logs, or nothing.
+    #[arg(long, global = true, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Only errors on stderr (progress off).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, otherwise nothing.
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// One JSON object per line: {"stage", "done", "total", "unit", "elapsed_s"}.
+    Json,
+    /// No progress.
+    None,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    // Each stage adds one variant here and one arm in `run` below.
+    Ingest(commands::ingest::IngestArgs),
+    Stats(commands::stats::StatsArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Ingest(args) => commands::ingest::run(args, &global),
+        Command::Stats(args) => commands::stats::run(args, &global),
+    }
+}

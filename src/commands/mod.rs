@@ -1,0 +1,6 @@
+//! One module per subcommand: its `*Args` (clap derive, with an example in the help) and its
+//! `run`, which resolves options into the stage's config, calls the stage library, draws
+//! progress and prints the report on stdout.
+
+pub mod ingest;
+pub mod stats;

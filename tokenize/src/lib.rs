@@ -1,0 +1,1 @@
+//! Documents (Parquet) to token shards, encoding in parallel

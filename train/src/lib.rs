@@ -1,0 +1,1 @@
+//! PanGu-π Pro decoder over libtorch: training, scoring, checkpoints
