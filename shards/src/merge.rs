@@ -1,0 +1,132 @@
+//! Joining the datasets of `--shard i/n` tasks into one without copying a byte of token data:
+//! the merged `manifest.json` names the tasks' shard files by paths relative to its own folder.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, ShardEntry};
+
+/// Merges the datasets in `task_dirs` into a manifest written to `out` (created if missing).
+///
+/// Task outputs (manifests with a `task` field) are put in task order whatever order they are
+/// given in, and must be the complete set of one run. Datasets without a `task` field are joined
+/// in the order given. Returns the merged manifest.
+pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
+    if task_dirs.is_empty() {
+        return Err(Error::Merge("no datasets to merge".into()));
+    }
+    let mut parts = task_dirs
+        .iter()
+        .map(|dir| Ok((dir.clone(), Manifest::read(dir)?)))
+        .collect::<Result<Vec<_>>>()?;
+    order_tasks(&mut parts)?;
+    let header = parts[0].1.header();
+    for (dir, manifest) in &parts {
+        if manifest.header() != header {
+            return Err(Error::Merge(format!(
+                "{} differs from {} in tokenizer, vocabulary, dtype, EOS or frame size",
+                dir.display(),
+                parts[0].0.display()
+            )));
+        }
+    }
+    fs_err::create_dir_all(out)?;
+    let out_abs = fs_err::canonicalize(out)?;
+    let mut shards = Vec::new();
+    for (dir, manifest) in parts {
+        let dir_abs = fs_err::canonicalize(&dir)?;
+        let prefix = relative_path(&out_abs, &dir_abs);
+        for entry in manifest.shards {
+            let file = join_slash(&prefix, &entry.file);
+            shards.push(ShardEntry { file, ..entry });
+        }
+    }
+    let merged = Manifest::new(header, None, shards);
+    merged.write(out)?;
+    Ok(merged)
+}
+
+fn order_tasks(parts: &mut [(PathBuf, Manifest)]) -> Result<()> {
+    let with_task = parts.iter().filter(|(_, m)| m.task.is_some()).count();
+    if with_task == 0 {
+        return Ok(());
+    }
+    if with_task != parts.len() {
+        return Err(Error::Merge(
+            "some datasets are task outputs (--shard i/n) and some are not".into(),
+        ));
+    }
+    parts.sort_by_key(|(_, m)| m.task.as_ref().map(|t| t.index));
+    let first = parts[0]
+        .1
+        .task
+        .clone()
+        .ok_or_else(|| Error::Internal("task vanished".into()))?;
+    if parts.len() != first.count as usize {
+        return Err(Error::Merge(format!(
+            "{} task outputs given, the run has {} tasks",
+            parts.len(),
+            first.count
+        )));
+    }
+    for (position, (dir, manifest)) in parts.iter().enumerate() {
+        let Some(task) = &manifest.task else { continue };
+        if task.run != first.run || task.count != first.count {
+            return Err(Error::Merge(format!(
+                "{} belongs to another run (other inputs or settings)",
+                dir.display()
+            )));
+        }
+        if task.index as usize != position {
+            return Err(Error::Merge(format!(
+                "task {position}/{} is missing (or given twice)",
+                first.count
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The path from folder `from` to folder `to`, both absolute.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut path = PathBuf::new();
+    for _ in common..from.len() {
+        path.push("..");
+    }
+    for component in &to[common..] {
+        path.push(component.as_os_str());
+    }
+    path
+}
+
+/// `prefix/file` with `/` separators, as the manifest spells paths.
+fn join_slash(prefix: &Path, file: &str) -> String {
+    let mut parts: Vec<String> = prefix
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    parts.push(file.to_owned());
+    parts.retain(|p| !p.is_empty() && p != ".");
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_climb_and_descend() {
+        let rel = relative_path(Path::new("/a/b/merged"), Path::new("/a/b/tasks/t0"));
+        assert_eq!(
+            join_slash(&rel, "shard-000000.tfs"),
+            "../tasks/t0/shard-000000.tfs"
+        );
+        let same = relative_path(Path::new("/a/b"), Path::new("/a/b"));
+        assert_eq!(join_slash(&same, "shard-000001.tfs"), "shard-000001.tfs");
+        let inside = relative_path(Path::new("/a"), Path::new("/a/t1"));
+        assert_eq!(join_slash(&inside, "x.tfs"), "t1/x.tfs");
+    }
+}
