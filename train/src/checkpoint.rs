@@ -1,0 +1,270 @@
+//! Checkpoints: a folder per step, written under a temporary name and renamed into place, so a
+//! kill at any moment leaves either the old set of checkpoints or the new one, never a torn one.
+//!
+//! ```text
+//! step-00000120/
+//!   model.safetensors      Hugging Face LLaMA names, fp32 (transformers loads it as is)
+//!   config.json            Hugging Face LlamaConfig
+//!   optimizer.safetensors  AdamW moments `exp_avg`, `exp_avg_sq` (flat fp32)
+//!   state.json             RunState: step, round, plan cursor, RNG, sha256 of the files above
+//! ```
+//!
+//! Loading checks every file's sha256 against `state.json` before reading a tensor, so a
+//! truncated or flipped file is refused with the file's name instead of training on garbage.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::optim::AdamW;
+
+pub const FORMAT: &str = "tinyforge-checkpoint";
+pub const VERSION: u32 = 1;
+const MODEL_FILE: &str = "model.safetensors";
+const OPTIM_FILE: &str = "optimizer.safetensors";
+const CONFIG_FILE: &str = "config.json";
+const STATE_FILE: &str = "state.json";
+
+/// Where a run stands: enough to continue at the exact next batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub format: String,
+    pub version: u32,
+    /// Optimizer steps done in the whole run (all rounds).
+    pub step: u64,
+    /// Index of the round in progress (0-based).
+    pub round: usize,
+    /// Steps of this round's plan done: the plan cursor.
+    pub round_step: u64,
+    /// Steps in this round's plan.
+    pub round_steps: u64,
+    pub tokens: u64,
+    /// Seed of the run and position of its ChaCha stream (synthetic batches draw from it).
+    pub seed: u64,
+    pub rng_word_pos: u128,
+    /// Loss of the last step (none before the first).
+    pub last_loss: Option<f64>,
+    pub model: ModelConfig,
+    /// sha256 of every other file of the checkpoint.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+impl RunState {
+    pub fn round_done(&self) -> bool {
+        self.round_step >= self.round_steps
+    }
+}
+
+pub fn step_dir_name(step: u64) -> String {
+    format!("step-{step:08}")
+}
+
+/// Write a checkpoint of `model` (+ optimizer when given) into `dir/step-NNNNNNNN`, atomically.
+pub fn save(
+    dir: &Path,
+    model: &Model,
+    optim: Option<&AdamW>,
+    state: &RunState,
+    eos_id: Option<u32>,
+) -> Result<PathBuf> {
+    fs_err::create_dir_all(dir)?;
+    let final_dir = dir.join(step_dir_name(state.step));
+    let tmp = dir.join(format!(
+        ".tmp-{}-{}",
+        step_dir_name(state.step),
+        std::process::id()
+    ));
+    if tmp.exists() {
+        fs_err::remove_dir_all(&tmp)?;
+    }
+    fs_err::create_dir_all(&tmp)?;
+    let named = model.named_tensors();
+    let named: Vec<(String, Tensor)> = named
+        .into_iter()
+        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    Tensor::write_safetensors(&named, tmp.join(MODEL_FILE))?;
+    if let Some(o) = optim {
+        let moments = [
+            ("exp_avg", o.exp_avg.to_device(Device::Cpu)),
+            ("exp_avg_sq", o.exp_avg_sq.to_device(Device::Cpu)),
+        ];
+        Tensor::write_safetensors(&moments, tmp.join(OPTIM_FILE))?;
+    }
+    let cfg = serde_json::to_vec_pretty(&model.config().hf_config(eos_id)).expect("json");
+    fs_err::write(tmp.join(CONFIG_FILE), cfg)?;
+    let mut state = state.clone();
+    state.files.clear();
+    for name in [MODEL_FILE, OPTIM_FILE, CONFIG_FILE] {
+        let p = tmp.join(name);
+        if p.exists() {
+            state.files.insert(name.to_string(), sha256_file(&p)?);
+        }
+    }
+    fs_err::write(
+        tmp.join(STATE_FILE),
+        serde_json::to_vec_pretty(&state).expect("json"),
+    )?;
+    for name in state.files.keys().map(String::as_str).chain([STATE_FILE]) {
+        fs_err::File::open(tmp.join(name))?.sync_all()?;
+    }
+    if final_dir.exists() {
+        // The same step written again (a resumed run that re-saves): replace it.
+        fs_err::remove_dir_all(&final_dir)?;
+    }
+    fs_err::rename(&tmp, &final_dir)?;
+    Ok(final_dir)
+}
+
+/// The newest complete checkpoint in `dir` (folders `step-N`; temporary ones are ignored).
+pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            if best.as_ref().is_none_or(|(b, _)| step > *b) {
+                best = Some((step, entry.path()));
+            }
+        }
+    }
+    Ok(best.map(|(_, p)| p))
+}
+
+/// Keep the newest `keep` checkpoints of `dir`, delete older ones.
+pub fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let mut steps: Vec<(u64, PathBuf)> = fs_err::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.strip_prefix("step-")
+                .and_then(|s| s.parse().ok())
+                .map(|s| (s, e.path()))
+        })
+        .collect();
+    steps.sort();
+    let drop = steps.len().saturating_sub(keep.max(1));
+    for (_, p) in steps.into_iter().take(drop) {
+        fs_err::remove_dir_all(p)?;
+    }
+    Ok(())
+}
+
+/// Read and verify `state.json` and the checksums of the files it lists.
+pub fn read_state(ckpt: &Path) -> Result<RunState> {
+    let path = ckpt.join(STATE_FILE);
+    if !path.exists() {
+        return Err(Error::ckpt(
+            ckpt,
+            "no state.json: not a tinyforge checkpoint, or an incomplete one",
+        ));
+    }
+    let text = fs_err::read(&path)?;
+    let state: RunState = serde_json::from_slice(&text)
+        .map_err(|e| Error::ckpt(&path, format!("unreadable state: {e}")))?;
+    if state.format != FORMAT || state.version != VERSION {
+        return Err(Error::ckpt(
+            &path,
+            format!(
+                "format {} v{}, expected {FORMAT} v{VERSION}",
+                state.format, state.version
+            ),
+        ));
+    }
+    if !state.files.contains_key(MODEL_FILE) {
+        return Err(Error::ckpt(&path, "lists no model.safetensors"));
+    }
+    for (name, want) in &state.files {
+        let p = ckpt.join(name);
+        if !p.exists() {
+            return Err(Error::ckpt(&p, "missing"));
+        }
+        let got = sha256_file(&p)?;
+        if &got != want {
+            return Err(Error::ckpt(
+                &p,
+                format!("corrupt: sha256 {got} does not match {want} recorded in state.json"),
+            ));
+        }
+    }
+    Ok(state)
+}
+
+/// Load a verified checkpoint's model onto `device`, computing in `compute`.
+pub fn load_model(ckpt: &Path, device: Device, compute: Kind) -> Result<(Model, RunState)> {
+    let state = read_state(ckpt)?;
+    let mut model = Model::zeros(&state.model, device, compute)?;
+    let path = ckpt.join(MODEL_FILE);
+    let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::ckpt(&path, e.to_string()))?;
+    model.load_named(&tensors, &path)?;
+    Ok((model, state))
+}
+
+/// Restore the optimizer moments of a checkpoint into `optim`.
+pub fn load_optimizer(ckpt: &Path, state: &RunState, optim: &mut AdamW) -> Result<()> {
+    let path = ckpt.join(OPTIM_FILE);
+    if !state.files.contains_key(OPTIM_FILE) {
+        return Err(Error::ckpt(
+            ckpt,
+            "holds no optimizer state (a model-only checkpoint cannot resume)",
+        ));
+    }
+    let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::ckpt(&path, e.to_string()))?;
+    for (name, dst) in [
+        ("exp_avg", &mut optim.exp_avg),
+        ("exp_avg_sq", &mut optim.exp_avg_sq),
+    ] {
+        let (_, t) = tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| Error::ckpt(&path, format!("missing {name}")))?;
+        if t.size() != dst.size() {
+            return Err(Error::ckpt(
+                &path,
+                format!("{name}: shape {:?}, expected {:?}", t.size(), dst.size()),
+            ));
+        }
+        dst.f_copy_(t)?;
+    }
+    optim.step = state.step;
+    Ok(())
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = fs_err::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// A checkpoint's model config without loading tensors (for `tinyforge model info`, eval).
+pub fn model_config(ckpt: &Path) -> Result<ModelConfig> {
+    let path = ckpt.join(CONFIG_FILE);
+    let text = fs_err::read(&path)?;
+    let v: serde_json::Value = serde_json::from_slice(&text).map_err(|source| Error::Json {
+        path: path.clone(),
+        source,
+    })?;
+    ModelConfig::from_hf_config(&v)
+}

@@ -1,0 +1,282 @@
+//! The train config file (`configs/train-*.toml`) as written: every field optional, unknown
+//! fields refused; command-line flags override; `resolve` validates into a [`TrainConfig`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ModelOptions;
+use crate::error::{Error, Result};
+use crate::optim::AdamWConfig;
+use crate::trainer::LoopConfig;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainOptions {
+    /// Built-in model name or a model TOML path.
+    pub model: Option<String>,
+    /// Token dataset folder (from `tinyforge tokenize`).
+    pub data: Option<PathBuf>,
+    /// Held-out dataset for validation; without it the last `val_units` units of `data` are
+    /// held out (never in a plan).
+    pub val_data: Option<PathBuf>,
+    pub val_units: Option<u64>,
+    pub out: Option<PathBuf>,
+    pub seq_len: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub micro_batch: Option<usize>,
+    pub lr: Option<f64>,
+    pub ref_batch_tokens: Option<u64>,
+    pub warmup: Option<f64>,
+    pub min_lr_ratio: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub grad_clip: Option<f64>,
+    pub seed: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    pub keep_checkpoints: Option<usize>,
+    pub eval_every: Option<u64>,
+    pub max_steps: Option<u64>,
+    pub init_from: Option<PathBuf>,
+    pub device: Option<String>,
+    pub precision: Option<String>,
+    pub prefetch: Option<usize>,
+    pub rounds: Option<Vec<RoundOptions>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundOptions {
+    /// Share of the previous round's batches to keep (round 1: 1.0 = every unit once).
+    pub fraction: Option<f64>,
+    /// How to select: `softmax-loss` (paper), `top-loss`, `uniform`.
+    pub select: Option<String>,
+    /// Softmax temperature (paper: 1).
+    pub temperature: Option<f64>,
+}
+
+/// One round of the resolved config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundSpec {
+    pub fraction: f64,
+    pub select: Selection,
+    pub temperature: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// Round 1: every unit once, in the plan's seeded order.
+    All,
+    SoftmaxLoss,
+    TopLoss,
+    Uniform,
+}
+
+/// A validated training run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub run: LoopConfig,
+    pub data: PathBuf,
+    pub val_data: Option<PathBuf>,
+    pub val_units: u64,
+    pub rounds: Vec<RoundSpec>,
+}
+
+impl TrainOptions {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs_err::read_to_string(path)?;
+        toml::from_str(&text).map_err(|source| Error::Toml {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// `other`'s set fields win (flags over file).
+    pub fn merge(self, other: TrainOptions) -> Self {
+        macro_rules! pick {
+            ($($f:ident),*) => { TrainOptions { $($f: other.$f.or(self.$f)),* } };
+        }
+        pick!(
+            model,
+            data,
+            val_data,
+            val_units,
+            out,
+            seq_len,
+            batch_size,
+            micro_batch,
+            lr,
+            ref_batch_tokens,
+            warmup,
+            min_lr_ratio,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            grad_clip,
+            seed,
+            checkpoint_every,
+            keep_checkpoints,
+            eval_every,
+            max_steps,
+            init_from,
+            device,
+            precision,
+            prefetch,
+            rounds
+        )
+    }
+
+    /// Validate. `dataset_vocab` is the token dataset's vocabulary size (fills a model config
+    /// that leaves it out).
+    pub fn resolve(&self, dataset_vocab: Option<usize>) -> Result<TrainConfig> {
+        let model =
+            ModelOptions::load(self.model.as_deref().unwrap_or("tiny"))?.resolve(dataset_vocab)?;
+        let device = crate::parse_device(self.device.as_deref().unwrap_or("auto"))?;
+        let compute = crate::parse_precision(self.precision.as_deref().unwrap_or("auto"), device)?;
+        let seq_len = self.seq_len.unwrap_or(model.max_seq_len.min(2048));
+        let batch_size = self.batch_size.unwrap_or(16);
+        let rounds = match &self.rounds {
+            None => vec![RoundSpec {
+                fraction: 1.0,
+                select: Selection::All,
+                temperature: 1.0,
+            }],
+            Some(r) if r.is_empty() => return Err(Error::Config("rounds is empty".into())),
+            Some(r) => r
+                .iter()
+                .enumerate()
+                .map(|(i, o)| resolve_round(i, o))
+                .collect::<Result<_>>()?,
+        };
+        let run = LoopConfig {
+            model,
+            out: self.out.clone().unwrap_or_else(|| "out/train".into()),
+            seq_len,
+            batch_size,
+            micro_batch: self.micro_batch.unwrap_or(batch_size),
+            lr: self.lr.unwrap_or(1e-4),
+            // The paper's 2M-token batch is the reference of its lr (paper.md §6.1, §7).
+            ref_batch_tokens: self.ref_batch_tokens.unwrap_or(2 * 1024 * 1024),
+            warmup: self.warmup.unwrap_or(0.03),
+            min_lr_ratio: self.min_lr_ratio.unwrap_or(0.1),
+            adamw: AdamWConfig {
+                beta1: self.beta1.unwrap_or(0.9),
+                beta2: self.beta2.unwrap_or(0.95),
+                eps: self.eps.unwrap_or(1e-8),
+                weight_decay: self.weight_decay.unwrap_or(0.1),
+            },
+            grad_clip: self.grad_clip.unwrap_or(1.0),
+            seed: self.seed.unwrap_or(1),
+            checkpoint_every: self.checkpoint_every.unwrap_or(1000),
+            keep_checkpoints: self.keep_checkpoints.unwrap_or(2),
+            checkpoints: true,
+            eval_every: self.eval_every.unwrap_or(1000),
+            max_steps: self.max_steps,
+            init_from: self.init_from.clone(),
+            device,
+            compute,
+            prefetch: self.prefetch.unwrap_or(4),
+        };
+        if !(0.0..1.0).contains(&run.warmup) || !(0.0..=1.0).contains(&run.min_lr_ratio) {
+            return Err(Error::Config(
+                "warmup must be in [0, 1) and min_lr_ratio in [0, 1]".into(),
+            ));
+        }
+        Ok(TrainConfig {
+            data: self
+                .data
+                .clone()
+                .ok_or_else(|| Error::Config("no `data` (token dataset folder)".into()))?,
+            val_data: self.val_data.clone(),
+            val_units: self.val_units.unwrap_or(64),
+            rounds,
+            run,
+        })
+    }
+}
+
+fn resolve_round(i: usize, o: &RoundOptions) -> Result<RoundSpec> {
+    let fraction = o.fraction.unwrap_or(1.0);
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(Error::Config(format!(
+            "round {}: fraction must be in (0, 1]",
+            i + 1
+        )));
+    }
+    let select = match (i, o.select.as_deref()) {
+        (0, None | Some("all")) => Selection::All,
+        (0, Some(s)) => {
+            return Err(Error::Config(format!(
+                "round 1 trains every unit; `select = \"{s}\"` needs a previous round"
+            )));
+        }
+        (_, None | Some("softmax-loss")) => Selection::SoftmaxLoss,
+        (_, Some("top-loss")) => Selection::TopLoss,
+        (_, Some("uniform")) => Selection::Uniform,
+        (_, Some(s)) => {
+            return Err(Error::Config(format!(
+                "round {}: unknown select `{s}` (softmax-loss, top-loss, uniform)",
+                i + 1
+            )));
+        }
+    };
+    if i == 0 && fraction != 1.0 {
+        return Err(Error::Config(
+            "round 1 must have fraction = 1.0 (every unit once)".into(),
+        ));
+    }
+    let temperature = o.temperature.unwrap_or(1.0);
+    if !(temperature > 0.0) {
+        return Err(Error::Config(format!(
+            "round {}: temperature must be > 0",
+            i + 1
+        )));
+    }
+    Ok(RoundSpec {
+        fraction,
+        select,
+        temperature,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_parse_from_toml_and_flags_override() {
+        let o: TrainOptions = toml::from_str(
+            r#"
+            model = "tiny"
+            data = "shards"
+            rounds = [{ fraction = 1.0 }, { fraction = 0.5, select = "softmax-loss" }]
+            lr = 1e-3
+            "#,
+        )
+        .unwrap();
+        let o = o.merge(TrainOptions {
+            lr: Some(2e-3),
+            device: Some("cpu".into()),
+            ..Default::default()
+        });
+        let c = o.resolve(Some(500)).unwrap();
+        assert_eq!(c.run.lr, 2e-3);
+        assert_eq!(c.rounds.len(), 2);
+        assert_eq!(c.rounds[1].select, Selection::SoftmaxLoss);
+        assert_eq!(c.rounds[1].fraction, 0.5);
+        assert_eq!(c.run.model.vocab_size, 500);
+        assert!(toml::from_str::<TrainOptions>("bogus = 1").is_err());
+        let bad = TrainOptions {
+            rounds: Some(vec![RoundOptions {
+                select: Some("top-loss".into()),
+                ..Default::default()
+            }]),
+            ..o
+        };
+        assert!(bad.resolve(Some(500)).is_err());
+    }
+}

@@ -1,0 +1,294 @@
+//! A training run from files: the token dataset through tinyforge-shards' reader, the rounds'
+//! plans from tinyforge-sampler (round 1 a keyed permutation; later rounds drawn from the loss
+//! table that the frozen model of the previous round writes), validation on held-out units.
+//!
+//! Run folder layout (beside what [`train_with`] writes):
+//!
+//! ```text
+//! plans/round-N.json (+ .units)   the sampler's plan of round N (1-based, as the sampler counts)
+//! losses/score-round-N.parquet   losses of round N's units under the model at the end of round N
+//! losses/train-round-N/          training losses of round N, one part per checkpoint interval
+//! ```
+//!
+//! Every file appears atomically and is reused when present, so a resumed run asks the same
+//! plans and never rescores.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tinyforge_sampler::{
+    Exhausted, Level, ListOrder, Method, Plan, Pool, RoundOneSpec, SelectConfig, select_next_round,
+};
+use tinyforge_shards::Dataset;
+
+use crate::data::{RoundPlan, UnitSource};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::options::{Selection, TrainConfig, TrainOptions};
+use crate::score::{ScoreReport, score_plan};
+use crate::trainer::{Callbacks, Event, Planner, TrainReport, Validation, train_with};
+
+/// A token dataset read through tinyforge-shards (its frame cache makes the prefetch thread's
+/// window reads cheap).
+pub struct ShardSource {
+    pub dataset: Arc<Dataset>,
+}
+
+impl ShardSource {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let dataset =
+            Dataset::open(dir).map_err(|e| Error::Data(format!("{}: {e}", dir.display())))?;
+        Ok(Self {
+            dataset: Arc::new(dataset),
+        })
+    }
+}
+
+impl UnitSource for ShardSource {
+    fn vocab_size(&self) -> usize {
+        self.dataset.vocab_size() as usize
+    }
+    fn eos_id(&self) -> Option<u32> {
+        Some(self.dataset.eos_id())
+    }
+    fn total_tokens(&self) -> u64 {
+        self.dataset.total_tokens()
+    }
+    fn window(&self, unit: u64, seq_len: usize) -> Result<Vec<u32>> {
+        self.dataset
+            .window(unit, seq_len)
+            .map_err(|e| Error::Data(format!("unit {unit}: {e}")))
+    }
+}
+
+/// A sampler plan of one pool (the dataset) seen as unit ids.
+pub struct SamplerPlan(pub Plan);
+
+impl RoundPlan for SamplerPlan {
+    fn steps(&self) -> u64 {
+        self.0.num_steps()
+    }
+    fn batch(&self, step: u64) -> Result<Vec<u64>> {
+        let units = self.0.batch(step).map_err(sampler_err)?;
+        Ok(units.into_iter().map(|u| u.unit).collect())
+    }
+}
+
+fn sampler_err(e: tinyforge_sampler::Error) -> Error {
+    Error::Data(format!("sampler: {e}"))
+}
+
+/// The rounds of a [`TrainConfig`] as sampler plans.
+pub struct SamplerPlanner {
+    cfg: TrainConfig,
+    data: Arc<dyn UnitSource>,
+    train_units: u64,
+    pub scores: Vec<ScoreReport>,
+}
+
+impl SamplerPlanner {
+    pub fn new(cfg: TrainConfig, data: Arc<dyn UnitSource>, train_units: u64) -> Self {
+        Self {
+            cfg,
+            data,
+            train_units,
+            scores: vec![],
+        }
+    }
+
+    pub fn plan_path(&self, round: usize) -> PathBuf {
+        self.cfg
+            .run
+            .out
+            .join("plans")
+            .join(format!("round-{}.json", round + 1))
+    }
+
+    pub fn score_path(&self, round: usize) -> PathBuf {
+        self.cfg
+            .run
+            .out
+            .join("losses")
+            .join(format!("score-round-{}.parquet", round + 1))
+    }
+}
+
+impl Planner for SamplerPlanner {
+    fn rounds(&self) -> usize {
+        self.cfg.rounds.len()
+    }
+
+    fn plan(
+        &mut self,
+        round: usize,
+        model: &Model,
+        events: &mut dyn Callbacks,
+    ) -> Result<Arc<dyn RoundPlan>> {
+        let path = self.plan_path(round);
+        if path.exists() {
+            return Ok(Arc::new(SamplerPlan(
+                Plan::open(&path).map_err(sampler_err)?,
+            )));
+        }
+        fs_err::create_dir_all(path.parent().expect("plans dir"))?;
+        let run = &self.cfg.run;
+        if round == 0 {
+            let spec = RoundOneSpec {
+                seed: run.seed,
+                round: 1,
+                seq_len: run.seq_len as u32,
+                batch_units: run.batch_size as u32,
+                pools: vec![Pool {
+                    name: "data".into(),
+                    dataset: Some(self.cfg.data.display().to_string()),
+                    units: self.train_units,
+                    weight: 1.0,
+                }],
+                exhausted: Exhausted::Stop,
+                steps: None,
+            };
+            let plan = Plan::create_round_one(&path, &spec).map_err(sampler_err)?;
+            return Ok(Arc::new(SamplerPlan(plan)));
+        }
+        // Score the previous round's units with the model as it ends that round, then draw.
+        let previous = Plan::open(self.plan_path(round - 1)).map_err(sampler_err)?;
+        let table = self.score_path(round - 1);
+        if !table.exists() {
+            let total = previous.num_steps();
+            let prev: Arc<dyn RoundPlan> = Arc::new(SamplerPlan(
+                Plan::open(self.plan_path(round - 1)).map_err(sampler_err)?,
+            ));
+            let report = score_plan(
+                model,
+                self.data.clone(),
+                prev,
+                run.seq_len,
+                run.micro_batch,
+                None,
+                round as u16,
+                &table,
+                &mut |done, total_steps| {
+                    events.on_event(&Event::Scoring {
+                        round,
+                        done,
+                        total: total_steps,
+                    })
+                },
+            )?;
+            debug_assert_eq!(report.batches, total);
+            self.scores.push(report);
+        }
+        let spec = &self.cfg.rounds[round];
+        let method = match spec.select {
+            Selection::SoftmaxLoss | Selection::All => Method::Softmax,
+            Selection::TopLoss => Method::TopLoss,
+            Selection::Uniform => Method::Uniform,
+        };
+        let select = SelectConfig {
+            method,
+            level: Level::Batch,
+            fraction: spec.fraction,
+            temperature: spec.temperature,
+            seed: run.seed,
+            order: ListOrder::Kept,
+        };
+        select_next_round(&previous, &[table], &path, &select, &mut |_, _| {})
+            .map_err(sampler_err)?;
+        Ok(Arc::new(SamplerPlan(
+            Plan::open(&path).map_err(sampler_err)?,
+        )))
+    }
+}
+
+/// Open the data, hold out validation units, and train every round of `cfg`.
+pub fn train(cfg: &TrainConfig, cb: &mut dyn Callbacks) -> Result<TrainReport> {
+    let data: Arc<dyn UnitSource> = Arc::new(ShardSource::open(&cfg.data)?);
+    let units = data.unit_count(cfg.run.seq_len);
+    let (train_units, validation) = match &cfg.val_data {
+        Some(dir) => {
+            let v: Arc<dyn UnitSource> = Arc::new(ShardSource::open(dir)?);
+            let n = v.unit_count(cfg.run.seq_len);
+            let k = cfg.val_units.min(n).max(1);
+            // Evenly spread over the held-out set.
+            let picks = (0..k).map(|i| i * n / k).collect();
+            (
+                units,
+                Some(Validation {
+                    source: v,
+                    units: picks,
+                }),
+            )
+        }
+        None if cfg.val_units > 0 => {
+            let k = cfg.val_units.min(units / 10);
+            if k == 0 {
+                (units, None)
+            } else {
+                // The tail of the stream is held out: no plan ever draws it.
+                (
+                    units - k,
+                    Some(Validation {
+                        source: data.clone(),
+                        units: (units - k..units).collect(),
+                    }),
+                )
+            }
+        }
+        None => (units, None),
+    };
+    if train_units < cfg.run.batch_size as u64 {
+        return Err(Error::Config(format!(
+            "{} holds {train_units} training units of {} tokens, fewer than one batch of {}",
+            cfg.data.display(),
+            cfg.run.seq_len,
+            cfg.run.batch_size
+        )));
+    }
+    fs_err::create_dir_all(&cfg.run.out)?;
+    let cfg_path = cfg.run.out.join("train-config.json");
+    fs_err::write(&cfg_path, serde_json::to_vec_pretty(cfg).expect("json"))?;
+    let mut planner = SamplerPlanner::new(cfg.clone(), data.clone(), train_units);
+    train_with(&cfg.run, data, &mut planner, validation.as_ref(), cb)
+}
+
+/// Resolve options against the dataset's vocabulary, then [`train`].
+pub fn train_from_options(opts: &TrainOptions, cb: &mut dyn Callbacks) -> Result<TrainReport> {
+    let data = opts
+        .data
+        .as_ref()
+        .ok_or_else(|| Error::Config("no `data` (token dataset folder)".into()))?;
+    let vocab = ShardSource::open(data)?.vocab_size();
+    train(&opts.resolve(Some(vocab))?, cb)
+}
+
+/// `tinyforge score`: the loss of every unit of `plan` (or its first `limit` batches) under the
+/// frozen model of `checkpoint`, into the loss table `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn score_checkpoint(
+    checkpoint: &Path,
+    data: &Path,
+    plan: &Path,
+    out: &Path,
+    device: tch::Device,
+    micro_batch: usize,
+    limit_batches: Option<u64>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ScoreReport> {
+    let compute = crate::parse_precision("auto", device)?;
+    let (model, _) = crate::checkpoint::load_model(checkpoint, device, compute)?;
+    let source: Arc<dyn UnitSource> = Arc::new(ShardSource::open(data)?);
+    let plan = Plan::open(plan).map_err(sampler_err)?;
+    let seq_len = plan.seq_len() as usize;
+    let round = plan.round();
+    score_plan(
+        &model,
+        source,
+        Arc::new(SamplerPlan(plan)),
+        seq_len,
+        micro_batch,
+        limit_batches,
+        round,
+        out,
+        progress,
+    )
+}
