@@ -1,0 +1,152 @@
+//! Perplexity and bits per byte on held-out text or token windows.
+//!
+//! Documents are cut into disjoint windows of the model's length (lm-evaluation-harness's
+//! rolling log-likelihood with one token of context): the first window of a document is scored
+//! after the prefix token, each later one after the last token of the previous window, so every
+//! token of every document is predicted exactly once. Bits per byte = total NLL (nats) /
+//! (ln 2 × UTF-8 bytes), which compares models whatever their tokenizers.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::harness::score_requests;
+use crate::model::{LanguageModel, Request, TextEncoder};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PerplexityResult {
+    pub documents: usize,
+    pub windows: usize,
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// UTF-8 bytes of the text those tokens spell, when known.
+    pub bytes: Option<usize>,
+    pub nll_nats: f64,
+    /// exp(NLL / tokens).
+    pub perplexity: f64,
+    pub bits_per_token: f64,
+    pub bits_per_byte: Option<f64>,
+}
+
+impl PerplexityResult {
+    fn new(documents: usize, windows: usize, tokens: usize, bytes: Option<usize>, nll_nats: f64) -> Self {
+        let per_token = nll_nats / tokens.max(1) as f64;
+        PerplexityResult {
+            documents,
+            windows,
+            tokens,
+            bytes,
+            nll_nats,
+            perplexity: per_token.exp(),
+            bits_per_token: per_token / std::f64::consts::LN_2,
+            bits_per_byte: bytes.map(|b| nll_nats / (std::f64::consts::LN_2 * b.max(1) as f64)),
+        }
+    }
+}
+
+/// Rolling windows over one document's tokens, `length` predicted tokens each.
+pub fn rolling_requests(tokens: &[u32], prefix: u32, length: usize) -> Vec<Request> {
+    let length = length.max(1);
+    (0..tokens.len())
+        .step_by(length)
+        .map(|start| {
+            let context = if start == 0 { prefix } else { tokens[start - 1] };
+            (vec![context], tokens[start..(start + length).min(tokens.len())].to_vec())
+        })
+        .collect()
+}
+
+/// Perplexity of raw text documents, encoded with `encoder`.
+pub fn perplexity_of_texts(
+    model: &dyn LanguageModel,
+    encoder: &dyn TextEncoder,
+    texts: &[String],
+    batch_tokens: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PerplexityResult> {
+    let mut requests = Vec::new();
+    let mut bytes = 0;
+    let mut documents = 0;
+    for text in texts {
+        let tokens = encoder.encode(text)?;
+        if tokens.is_empty() {
+            continue;
+        }
+        documents += 1;
+        bytes += text.len();
+        requests.extend(rolling_requests(&tokens, encoder.prefix_token(), model.max_length()));
+    }
+    score(model, &requests, documents, Some(bytes), batch_tokens, progress)
+}
+
+/// Perplexity of training-style windows (`seq_len + 1` tokens each, as the shard reader's
+/// `window(unit, seq_len)` returns): the first token is context, the rest are predicted. With an
+/// encoder, bytes are counted by decoding the predicted tokens, giving bits per byte.
+pub fn perplexity_of_windows(
+    model: &dyn LanguageModel,
+    windows: &[Vec<u32>],
+    encoder: Option<&dyn TextEncoder>,
+    batch_tokens: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PerplexityResult> {
+    let mut requests = Vec::with_capacity(windows.len());
+    let mut bytes = encoder.map(|_| 0);
+    for window in windows.iter().filter(|w| w.len() >= 2) {
+        if let (Some(total), Some(encoder)) = (bytes.as_mut(), encoder) {
+            *total += encoder.decode(&window[1..])?.len();
+        }
+        requests.push((window[..1].to_vec(), window[1..].to_vec()));
+    }
+    score(model, &requests, requests.len(), bytes, batch_tokens, progress)
+}
+
+/// Perplexity of a token dataset (from `tinyforge tokenize`): `max_windows` training units of
+/// `seq_len` tokens spread evenly over the dataset (all of them when there are fewer), read
+/// through the shard reader, scored as [`perplexity_of_windows`].
+pub fn perplexity_of_dataset(
+    model: &dyn LanguageModel,
+    dir: &std::path::Path,
+    seq_len: usize,
+    max_windows: usize,
+    encoder: Option<&dyn TextEncoder>,
+    batch_tokens: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PerplexityResult> {
+    let dataset = tinyforge_shards::Dataset::open(dir).map_err(|e| Error::parse(dir, e))?;
+    let seq_len = seq_len.min(model.max_length()).max(1);
+    let units = dataset.unit_count(seq_len);
+    let take = (max_windows as u64).min(units);
+    let windows = (0..take)
+        .map(|i| {
+            // Evenly spaced: unit floor(i * units / take).
+            let unit = (u128::from(i) * u128::from(units) / u128::from(take)) as u64;
+            dataset.window(unit, seq_len).map_err(|e| Error::parse(dir, e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    perplexity_of_windows(model, &windows, encoder, batch_tokens, progress)
+}
+
+fn score(
+    model: &dyn LanguageModel,
+    requests: &[Request],
+    documents: usize,
+    bytes: Option<usize>,
+    batch_tokens: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PerplexityResult> {
+    let scores = score_requests(model, requests, batch_tokens, progress)?;
+    let nll: f64 = -scores.iter().map(|s| s.0).sum::<f64>();
+    let tokens = requests.iter().map(|r| r.1.len()).sum();
+    Ok(PerplexityResult::new(documents, requests.len(), tokens, bytes, nll))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_every_token_once() {
+        let tokens: Vec<u32> = (10..17).collect();
+        let requests = rolling_requests(&tokens, 0, 3);
+        assert_eq!(requests, vec![(vec![0], vec![10, 11, 12]), (vec![12], vec![13, 14, 15]), (vec![15], vec![16])]);
+    }
+}

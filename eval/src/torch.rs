@@ -1,0 +1,94 @@
+//! The libtorch backend: tinyforge-train's model scores a batch of requests in one padded
+//! forward, on GPU in bf16 or on CPU in fp32.
+
+use std::path::Path;
+
+use tch::{Device, Kind, Tensor};
+use tinyforge_train::{Model, checkpoint};
+
+use crate::error::{Error, Result};
+use crate::model::{LanguageModel, Request, request_window};
+
+pub struct TorchModel {
+    model: Model,
+    device: Device,
+    max_length: usize,
+}
+
+fn model_error(e: impl std::fmt::Display) -> Error {
+    Error::Model(e.to_string())
+}
+
+impl TorchModel {
+    /// Loads the Hugging Face LLaMA checkpoint in `dir` (config.json + model.safetensors; no
+    /// training state needed) onto `device` (`cpu`, `cuda`, `cuda:N`, `auto`).
+    pub fn load(dir: &Path, device: &str, max_length: Option<usize>) -> Result<Self> {
+        let bad = |e: tinyforge_train::Error| Error::Checkpoint { path: dir.to_path_buf(), message: e.to_string() };
+        let device = tinyforge_train::parse_device(device).map_err(bad)?;
+        let compute = tinyforge_train::parse_precision("auto", device).map_err(bad)?;
+        let config = checkpoint::model_config(dir).map_err(bad)?;
+        let mut model = Model::zeros(&config, device, compute).map_err(bad)?;
+        let path = dir.join("model.safetensors");
+        let tensors = Tensor::read_safetensors(&path)
+            .map_err(|e| Error::Checkpoint { path: path.clone(), message: e.to_string() })?;
+        model.load_named(&tensors, &path).map_err(bad)?;
+        let window = config.max_seq_len;
+        Ok(TorchModel { model, device, max_length: max_length.unwrap_or(window).min(window) })
+    }
+}
+
+impl LanguageModel for TorchModel {
+    fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn loglikelihood(&self, requests: &[Request]) -> Result<Vec<(f64, bool)>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let windows = requests
+            .iter()
+            .map(|(c, x)| request_window(c, x, self.max_length))
+            .collect::<Result<Vec<_>>>()?;
+        let width = windows.iter().map(|(w, _)| w.len() - 1).max().unwrap_or(1);
+        // Right padding: with causal attention no scored position sees a pad token.
+        let mut ids = vec![0i64; windows.len() * width];
+        let mut rows = Vec::new();
+        let mut targets = Vec::new();
+        for (b, (window, scored)) in windows.iter().enumerate() {
+            let input = &window[..window.len() - 1];
+            for (t, &id) in input.iter().enumerate() {
+                ids[b * width + t] = i64::from(id);
+            }
+            for k in 0..*scored {
+                let position = input.len() - scored + k;
+                rows.push((b * width + position) as i64);
+                targets.push(i64::from(window[window.len() - scored + k]));
+            }
+        }
+        let (logprobs, greedy) = tch::no_grad(|| -> std::result::Result<(Vec<f64>, Vec<i64>), tch::TchError> {
+            let input = Tensor::from_slice(&ids).view([windows.len() as i64, width as i64]).to_device(self.device);
+            let logits = self.model.forward(&input);
+            let vocab = logits.size()[2];
+            let rows = Tensor::from_slice(&rows).to_device(self.device);
+            let picked = logits.view([-1, vocab]).f_index_select(0, &rows)?.to_kind(Kind::Float);
+            let targets = Tensor::from_slice(&targets).to_device(self.device);
+            let logprobs = picked.log_softmax(-1, Kind::Float).gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
+            let argmax = picked.argmax(-1, false);
+            let logprobs = Vec::<f64>::try_from(logprobs.to_kind(Kind::Double).to_device(Device::Cpu))?;
+            let argmax = Vec::<i64>::try_from(argmax.to_device(Device::Cpu))?;
+            Ok((logprobs, argmax))
+        })
+        .map_err(model_error)?;
+        let mut out = Vec::with_capacity(windows.len());
+        let mut offset = 0;
+        for (_, scored) in &windows {
+            let range = offset..offset + scored;
+            let sum = logprobs[range.clone()].iter().sum();
+            let all_greedy = range.clone().all(|i| greedy[i] == targets[i]);
+            out.push((sum, all_greedy));
+            offset += scored;
+        }
+        Ok(out)
+    }
+}
