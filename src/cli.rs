@@ -53,6 +53,15 @@ pub enum Command {
     // Each stage adds one variant here and one arm in `run` below.
     Ingest(commands::ingest::IngestArgs),
     Stats(commands::stats::StatsArgs),
+    /// Train the model over rounds of a token dataset (needs the `train` feature: libtorch).
+    #[cfg(feature = "train")]
+    Train(commands::train::TrainArgs),
+    /// A frozen checkpoint's loss of every unit of a round plan, into a loss table.
+    #[cfg(feature = "train")]
+    Score(commands::score::ScoreArgs),
+    /// Model configs: parameter count, embedding + head share.
+    #[cfg(feature = "train")]
+    Model(commands::train::ModelArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -60,5 +69,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => commands::ingest::run(args, &global),
         Command::Stats(args) => commands::stats::run(args, &global),
+        #[cfg(feature = "train")]
+        Command::Train(args) => commands::train::run(args, &global),
+        #[cfg(feature = "train")]
+        Command::Score(args) => commands::score::run(args, &global),
+        #[cfg(feature = "train")]
+        Command::Model(args) => commands::train::run_model(args, &global),
     }
 }

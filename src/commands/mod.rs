@@ -4,3 +4,7 @@
 
 pub mod ingest;
 pub mod stats;
+#[cfg(feature = "train")]
+pub mod score;
+#[cfg(feature = "train")]
+pub mod train;

@@ -9,8 +9,16 @@ use tinyforge_train::{
 
 pub const EOS: u32 = 256;
 
+/// One intra-op thread: the tiny model gains nothing from more, and OpenMP threads that spin
+/// while the test harness runs other tests (or other builds load the machine) make steps 10x
+/// slower.
+pub fn single_thread() {
+    tch::set_num_threads(1);
+}
+
 /// Real English text (State of the Union addresses, tests/fixtures/sotu.txt), byte-level tokens.
 pub fn corpus() -> Arc<MemoryTokens> {
+    single_thread();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sotu.txt");
     let text = std::fs::read(path).expect("fixture");
     let mut tokens: Vec<u32> = text.iter().map(|&b| b as u32).collect();
@@ -23,6 +31,7 @@ pub fn corpus() -> Arc<MemoryTokens> {
 }
 
 pub fn tiny(vocab: usize) -> ModelConfig {
+    single_thread();
     ModelOptions::load("tiny")
         .unwrap()
         .resolve(Some(vocab))

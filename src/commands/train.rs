@@ -1,0 +1,223 @@
+//! `tinyforge train` (a config of rounds over a token dataset, or `--synthetic` for throughput)
+//! and `tinyforge model info`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use tinyforge_train::{Callbacks, Event, StepMetrics, TrainOptions};
+
+use crate::cli::GlobalArgs;
+use crate::progress::{Progress, Unit};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+tinyforge train configs/train-tiny.toml\n  \
+tinyforge train configs/train-tiny.toml --steps 50 --out out/try\n  \
+tinyforge train --synthetic --model pangu-1b-pro --seq-len 2048 --batch-size 8 --steps 13 --device cuda\n\n\
+A run folder holds checkpoints/ (Hugging Face safetensors + config.json, optimizer, state), \
+losses/ (per-unit loss tables), metrics.jsonl, loss.svg and report.json. Running the same \
+command again resumes from the newest checkpoint at the exact next batch.")]
+pub struct TrainArgs {
+    /// Train config (configs/train-*.toml); the flags below override its fields.
+    pub config: Option<PathBuf>,
+    /// Built-in model (tiny, pangu-1b, pangu-1b-pro, pangu-1.5b-pro) or a model TOML.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Token dataset folder (from `tinyforge tokenize`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run folder.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Sequences per optimizer step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Sequences per forward/backward (gradient accumulation = batch / micro).
+    #[arg(long)]
+    pub micro_batch: Option<usize>,
+    /// Peak learning rate at the reference batch (scaled by sqrt(batch tokens / ref)).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Stop after this many optimizer steps of the whole run (with a checkpoint); a later run
+    /// without it continues.
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// auto, cpu, cuda, cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// auto (bf16 on CUDA, fp32 on CPU), bf16, fp32.
+    #[arg(long)]
+    pub precision: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Start from this checkpoint's weights (e.g. inherited from a larger model).
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+    /// Benchmark mode: random tokens at the model's shape, no dataset, no checkpoints; prints the
+    /// median step time, tokens/s and model FLOP/s over the steps after the first 3.
+    #[arg(long)]
+    pub synthetic: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  tinyforge model info pangu-1b-pro\n  tinyforge model info out/train/checkpoints/step-00000200"
+)]
+pub struct ModelArgs {
+    #[command(subcommand)]
+    pub command: ModelCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Parameter count and embedding + head share of a model config or checkpoint.
+    #[command(after_help = "Example:\n  tinyforge model info pangu-1b-pro --vocab 48000")]
+    Info {
+        /// Built-in name, model TOML, or checkpoint folder.
+        model: String,
+        /// Vocabulary size for a config that leaves it to the dataset.
+        #[arg(long)]
+        vocab: Option<usize>,
+    },
+}
+
+pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(p) => TrainOptions::load(p)?,
+        None => TrainOptions::default(),
+    };
+    let flags = TrainOptions {
+        model: args.model.clone(),
+        data: args.data.clone(),
+        out: args.out.clone(),
+        seq_len: args.seq_len,
+        batch_size: args.batch_size,
+        micro_batch: args.micro_batch,
+        lr: args.lr,
+        max_steps: args.steps,
+        device: args.device.clone(),
+        precision: args.precision.clone(),
+        seed: args.seed,
+        checkpoint_every: args.checkpoint_every,
+        eval_every: args.eval_every,
+        init_from: args.init_from.clone(),
+        ..Default::default()
+    };
+    let opts = file.merge(flags);
+    tracing::info!(runtime = %tinyforge_train::runtime_info(), "libtorch");
+    if args.synthetic {
+        return synthetic(opts, global);
+    }
+    let report = tinyforge_train::train_from_options(&opts, &mut Reporter::new(global))?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn synthetic(mut opts: TrainOptions, global: &GlobalArgs) -> anyhow::Result<()> {
+    let steps = opts.max_steps.take().unwrap_or(13);
+    opts.data.get_or_insert_with(|| "(synthetic)".into());
+    opts.out.get_or_insert_with(|| {
+        std::env::temp_dir().join(format!("tinyforge-synthetic-{}", std::process::id()))
+    });
+    // Random tokens need no tokenizer: a model config without a vocabulary gets a byte-sized one.
+    let cfg = opts.resolve(Some(256))?;
+    let mut reporter = Reporter::new(global);
+    reporter.progress.set_total(steps);
+    let report = tinyforge_train::synthetic_run(
+        &cfg.run,
+        steps,
+        3.min(steps.saturating_sub(1)),
+        &mut reporter,
+    )?;
+    reporter.progress.finish();
+    let _ = fs_err::remove_dir_all(&cfg.run.out);
+    let mut v = serde_json::to_value(&report)?;
+    v["runtime"] = tinyforge_train::runtime_info();
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
+pub fn run_model(args: ModelArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
+    match args.command {
+        ModelCommand::Info { model, vocab } => {
+            let path = std::path::Path::new(&model);
+            let cfg = if path.join("config.json").exists() {
+                tinyforge_train::checkpoint::model_config(path)?
+            } else {
+                tinyforge_train::ModelOptions::load(&model)?
+                    .resolve(vocab)
+                    .with_context(|| {
+                        format!("model {model}: pass --vocab for a config without vocab_size")
+                    })?
+            };
+            let v = serde_json::json!({
+                "model": cfg.name,
+                "dim": cfg.dim,
+                "layers": cfg.layers,
+                "heads": cfg.heads,
+                "head_dim": cfg.head_dim(),
+                "ffn_dim": cfg.ffn_dim,
+                "vocab_size": cfg.vocab_size,
+                "params": cfg.param_count(),
+                "params_billions": (cfg.param_count() as f64 / 1e9 * 1000.0).round() / 1000.0,
+                "layer_params": cfg.layer_params(),
+                "embedding_head_params": cfg.embedding_params(),
+                "embedding_head_share": (cfg.embedding_share() * 1e4).round() / 1e4,
+                "train_flops_per_token_at_2048": cfg.train_flops_per_token(2048),
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(())
+        }
+    }
+}
+
+/// Progress bar (or JSON lines) on stderr for steps, plus one line per event.
+pub(crate) struct Reporter {
+    pub progress: Progress,
+    quiet: bool,
+}
+
+impl Reporter {
+    pub fn new(global: &GlobalArgs) -> Self {
+        Self {
+            progress: Progress::new(global, "train", 0, Unit::Items("steps")),
+            quiet: global.quiet,
+        }
+    }
+}
+
+impl Callbacks for Reporter {
+    fn on_step(&mut self, m: &StepMetrics) {
+        self.progress.inc(1);
+        self.progress.message(format!(
+            "round {} loss {:.4} lr {:.2e} {:.0} tok/s",
+            m.round + 1,
+            m.loss,
+            m.lr,
+            m.tokens_per_s
+        ));
+    }
+
+    fn on_event(&mut self, e: &Event) {
+        match e {
+            Event::RoundStart { steps, start, .. } => {
+                self.progress.set_total(*steps);
+                if *start > 0 {
+                    self.progress.inc(*start);
+                }
+            }
+            Event::RoundEnd { .. } => self.progress.finish(),
+            _ => {}
+        }
+        if !self.quiet {
+            tracing::info!("{e:?}");
+        }
+    }
+}
