@@ -5,7 +5,7 @@
 //! [zstd frame 0] [zstd frame 1] ... little-endian token ids, each frame compressed on its own
 //! [skippable zstd frame: index]    magic 0x184D2A51, u32 size, then:
 //!     frame table: per frame  u64 file offset, u32 compressed length, u32 tokens, u64 xxh3-64 of
-//!                  the decompressed bytes                                            (24 bytes)
+//!                  the decompressed bytes, u32 first token id, u32 zero              (32 bytes)
 //!     doc table:   per doc    u64 end (token offset in the shard, after its EOS), u64 doc id (16 bytes)
 //!     trailer:     u64 frames, u64 docs, u64 tokens, u64 xxh3 of frame table, u64 xxh3 of doc
 //!                  table, "TFSHEND\0"                                                (48 bytes)
@@ -25,7 +25,7 @@ pub const TRAILER_MAGIC: &[u8; 8] = b"TFSHEND\0";
 pub const SKIPPABLE_HEADER: u32 = 0x184D_2A50;
 pub const SKIPPABLE_INDEX: u32 = 0x184D_2A51;
 pub const HEADER_LEN: u64 = 8 + 16;
-pub const FRAME_ENTRY_LEN: usize = 24;
+pub const FRAME_ENTRY_LEN: usize = 32;
 pub const DOC_ENTRY_LEN: usize = 16;
 pub const TRAILER_LEN: usize = 48;
 
@@ -103,6 +103,10 @@ pub struct FrameEntry {
     pub compressed_len: u32,
     pub tokens: u32,
     pub checksum: u64,
+    /// The frame's first token id. A training window of L tokens needs L + 1: with frames of a
+    /// multiple of L tokens the extra token is the next frame's first, served from here instead
+    /// of decompressing a second frame.
+    pub first_token: u32,
 }
 
 /// One document of a shard: where it ends (exclusive, after its EOS) and its id.
@@ -225,6 +229,8 @@ pub fn encode_frame_table(frames: &[FrameEntry]) -> Vec<u8> {
         out.extend_from_slice(&frame.compressed_len.to_le_bytes());
         out.extend_from_slice(&frame.tokens.to_le_bytes());
         out.extend_from_slice(&frame.checksum.to_le_bytes());
+        out.extend_from_slice(&frame.first_token.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
     }
     out
 }
@@ -237,6 +243,7 @@ pub fn decode_frame_table(bytes: &[u8]) -> Vec<FrameEntry> {
             compressed_len: read_u32(e, 8),
             tokens: read_u32(e, 12),
             checksum: read_u64(e, 16),
+            first_token: read_u32(e, 24),
         })
         .collect()
 }

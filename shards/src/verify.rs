@@ -156,7 +156,16 @@ fn verify_shard(
         let data = match decoder.decompress(compressed, expected_len) {
             Ok(data) if data.len() == expected_len => {
                 let actual = checksum(&data);
-                if actual == frame.checksum {
+                let mut first = [0u32];
+                dtype.decode_into(&data, &mut first);
+                if actual == frame.checksum && first[0] != frame.first_token {
+                    let message = format!(
+                        "{}: frame {i}: first token in the index differs from the data",
+                        path.display()
+                    );
+                    report.problems.push(problem(Some(i), message));
+                    None
+                } else if actual == frame.checksum {
                     Some(data)
                 } else {
                     let error = Error::FrameChecksum {

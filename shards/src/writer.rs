@@ -145,12 +145,15 @@ impl ShardWriter {
             return Ok(());
         }
         let compressed = self.compressor.compress(&self.pending)?;
+        let mut first = [0u32];
+        self.options.dtype.decode_into(&self.pending, &mut first);
         let entry = FrameEntry {
             offset: self.offset,
             compressed_len: u32::try_from(compressed.len())
                 .map_err(|_| Error::InvalidArgument("frame larger than 4 GiB".into()))?,
             tokens: self.pending_tokens,
             checksum: checksum(&self.pending),
+            first_token: first[0],
         };
         self.emit(&compressed)?;
         self.frames.push(entry);

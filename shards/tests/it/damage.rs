@@ -105,7 +105,7 @@ fn frame_offset(bytes: &[u8], frame: usize) -> usize {
     let word =
         |i: usize| u64::from_le_bytes(trailer[i * 8..i * 8 + 8].try_into().unwrap()) as usize;
     let (frames, docs) = (word(0), word(1));
-    let table = bytes.len() - 48 - docs * 16 - frames * 24;
-    let entry = &bytes[table + frame * 24..table + frame * 24 + 8];
+    let table = bytes.len() - 48 - docs * 16 - frames * 32;
+    let entry = &bytes[table + frame * 32..table + frame * 32 + 8];
     u64::from_le_bytes(entry.try_into().unwrap()) as usize
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Documents -> token shards: `tinyforge tokenize` against a Megatron-style peer (Python HF
+# `tokenizers` encode_batch + NumPy .bin/.idx, bench/tokenize/peer.py) on the same real
+# documents with the same tokenizer (Qwen3 by default), the same cores and thread count, in one
+# run. Checks that both wrote the same token stream (zstd -dc of the shards == the peer's .bin),
+# then prints MB/s and tokens/s per core for each and the ratio.
+#
+#   bench/tokenize/run.sh                  # 30 MB of real text, 1 core
+#   MB=60 CORES=0,1 bench/tokenize/run.sh  # 60 MB, 2 cores
+#
+# Needs: python3 with tokenizers, numpy, pyarrow (the project .venv has them), the data cache
+# from scripts/fetch-data, zstd and taskset.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+MB="${MB:-30}"
+CORES="${CORES:-0}"
+THREADS=$(( $(tr -cd ',' <<<"$CORES" | wc -c) + 1 ))
+DATA="${TINYFORGE_DATA:-$HOME/.cache/tinyforge}"
+TOKENIZER="${TOKENIZER:-$DATA/raw/qwen3-tokenizer/package/models/tokenizer.json}"
+WORK="${WORK:-target/bench-tokenize}"
+PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
+DOCS="${DOCS:-$WORK/docs-$MB}"
+
+mkdir -p "$WORK"
+if [ ! -f "$DOCS/part-00000.parquet" ]; then
+  "$PYTHON" bench/tokenize/make_docs.py "$DOCS" "$MB" >&2
+fi
+BIN="${BIN:-target/debug/tinyforge}"
+[ -n "${NO_BUILD:-}" ] || cargo build -q -p tinyforge --bin tinyforge
+# TOKENIZE_CMD overrides the command (e.g. the library-only example tokenize/examples/tokenize_cli.rs).
+read -r -a TOKENIZE_CMD <<<"${TOKENIZE_CMD:-$BIN --progress none tokenize}"
+"$PYTHON" -c 'import tokenizers; print("python tokenizers", tokenizers.__version__)' >&2
+# rayon (tinyforge and the Rust core of Python tokenizers) reads RAYON_NUM_THREADS.
+export RAYON_NUM_THREADS="$THREADS" TOKENIZERS_PARALLELISM=true
+echo "cores: $CORES ($THREADS threads)" >&2
+
+rm -rf "$WORK/shards" "$WORK/peer.bin" "$WORK/peer.idx"
+now() { date +%s.%N; }
+t0=$(now)
+taskset -c "$CORES" "${TOKENIZE_CMD[@]}" "$DOCS" --tokenizer "$TOKENIZER" \
+  --out "$WORK/shards" --threads "$THREADS" >"$WORK/tinyforge.json"
+t1=$(now)
+taskset -c "$CORES" "$PYTHON" bench/tokenize/peer.py "$DOCS" "$TOKENIZER" "$WORK/peer" >"$WORK/peer.json"
+t2=$(now)
+
+# Same token stream, or the timing means nothing: the shards are zstd streams of the raw ids.
+"$PYTHON" - "$WORK" <<'PY' | xargs zstd -dcq | cmp - "$WORK/peer.bin"
+import json, sys
+manifest = json.load(open(f"{sys.argv[1]}/shards/manifest.json"))
+print(" ".join(f"{sys.argv[1]}/shards/{s['file']}" for s in manifest["shards"]))
+PY
+echo "token streams identical" >&2
+
+"$PYTHON" - "$WORK" "$THREADS" "$t0" "$t1" "$t2" <<'PY'
+import json, os, sys
+work, threads = sys.argv[1], int(sys.argv[2])
+t0, t1, t2 = map(float, sys.argv[3:6])
+ours, peer = json.load(open(f"{work}/tinyforge.json")), json.load(open(f"{work}/peer.json"))
+assert ours["tokens"] == peer["tokens"] and ours["documents"] == peer["documents"]
+peer_bytes = os.path.getsize(f"{work}/peer.bin") + os.path.getsize(f"{work}/peer.idx")
+print(f"documents {ours['documents']}, {ours['text_bytes']/1e6:.1f} MB of text, {ours['tokens']:,} tokens "
+      f"({ours['dtype']}), {threads} thread(s)")
+print(f"output: tinyforge {ours['bytes']/1e6:.1f} MB (compression {ours['compression_ratio']:.2f}x), "
+      f"peer .bin+.idx {peer_bytes/1e6:.1f} MB")
+rows = [("tinyforge", t1 - t0), ("megatron-style python", t2 - t1)]
+for name, s in rows:
+    print(f"{name:22} {s:7.2f} s  {ours['text_bytes']/1e6/s/threads:7.2f} MB/s/core  "
+          f"{ours['tokens']/s/threads:12,.0f} tokens/s/core")
+print(f"ratio (tinyforge / peer) per core: {rows[1][1] / rows[0][1]:.2f}x")
+PY

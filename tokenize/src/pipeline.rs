@@ -1,0 +1,316 @@
+//! The run: a reader thread streams documents, the calling thread encodes each batch on a rayon
+//! pool, a writer thread compresses and writes shards. Bounded channels between the three keep
+//! memory flat; batches stay in order, so the output does not depend on the thread count.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tinyforge_shards::{
+    DatasetHeader, DatasetWriter, Dtype, MANIFEST_FILE, Manifest, ShardEntry, ShardOptions,
+    TaskInfo,
+};
+
+use crate::encode::TokenizerInfo;
+use crate::error::{Error, Result};
+use crate::input::{DocBatch, Inputs};
+use crate::report::TokenizeReport;
+
+/// Where partial progress is recorded; removed never (a finished run keeps it, marked complete).
+pub const PROGRESS_FILE: &str = "_progress.json";
+
+/// A validated tokenize job.
+#[derive(Debug, Clone)]
+pub struct TokenizeConfig {
+    pub docs_dir: PathBuf,
+    pub tokenizer: PathBuf,
+    pub out: PathBuf,
+    /// Task `index` of `count` (0-based).
+    pub task: (u32, u32),
+    pub shard_tokens: u64,
+    pub frame_tokens: u32,
+    pub zstd_level: i32,
+    /// Rows per batch handed to the encoder.
+    pub batch_rows: usize,
+    /// Encoder threads (0: rayon's default, one per core).
+    pub threads: usize,
+    /// The EOS token (default: guessed from the vocabulary).
+    pub eos: Option<String>,
+}
+
+impl TokenizeConfig {
+    /// Defaults for everything but the paths.
+    pub fn new(docs_dir: PathBuf, tokenizer: PathBuf, out: PathBuf) -> Self {
+        Self {
+            docs_dir,
+            tokenizer,
+            out,
+            task: (0, 1),
+            shard_tokens: 1 << 28,
+            frame_tokens: 2048,
+            zstd_level: 3,
+            batch_rows: 1024,
+            threads: 0,
+            eos: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let (index, count) = self.task;
+        if count == 0 || index >= count {
+            return Err(Error::Config(format!(
+                "--shard {index}/{count}: need 0 <= i < n"
+            )));
+        }
+        if self.shard_tokens == 0 || self.frame_tokens == 0 || self.batch_rows == 0 {
+            return Err(Error::Config(
+                "shard tokens, frame tokens and batch rows must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What a tokenize run tells its caller as it goes.
+#[derive(Debug, Clone)]
+pub enum TokenizeEvent {
+    /// The task's documents and text bytes to go (after skipping finished shards).
+    Start {
+        documents: u64,
+        resumed_shards: usize,
+    },
+    /// A batch of documents was written.
+    Documents { documents: u64, bytes: u64 },
+    /// Shard `index` is complete on disk (its progress is recorded right after).
+    ShardDone { index: usize },
+}
+
+/// The resume record in the output folder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ProgressRecord {
+    run: String,
+    task: (u32, u32),
+    /// Documents of this task covered by `shards`.
+    documents_done: u64,
+    text_bytes_done: u64,
+    shards: Vec<ShardEntry>,
+    complete: bool,
+}
+
+/// Tokenizes the documents of `config.task` into `config.out`.
+pub fn tokenize(
+    config: &TokenizeConfig,
+    events: &(dyn Fn(TokenizeEvent) + Sync),
+) -> Result<TokenizeReport> {
+    config.validate()?;
+    let started = Instant::now();
+    let tokenizer = TokenizerInfo::load(&config.tokenizer, config.eos.as_deref())?;
+    let inputs = Inputs::list(&config.docs_dir)?;
+    let run = run_fingerprint(config, &tokenizer, &inputs);
+    let (index, count) = config.task;
+    let groups = inputs.task_groups(index, count);
+    let header = DatasetHeader {
+        tokenizer_sha256: tokenizer.sha256.clone(),
+        vocab_size: tokenizer.vocab_size,
+        dtype: Dtype::for_vocab(tokenizer.vocab_size),
+        eos_id: tokenizer.eos_id,
+        frame_tokens: config.frame_tokens,
+    };
+    let task = (count > 1).then(|| TaskInfo {
+        index,
+        count,
+        run: run.clone(),
+    });
+    fs_err::create_dir_all(&config.out)?;
+    let progress_path = config.out.join(PROGRESS_FILE);
+    let mut record = load_progress(&progress_path, &run, config.task, &config.out)?;
+    let resumed_shards = record.shards.len();
+    if record.complete && config.out.join(MANIFEST_FILE).is_file() {
+        let manifest = Manifest::read(&config.out)?;
+        return TokenizeReport::build(
+            &config.out,
+            &manifest,
+            record.text_bytes_done,
+            0,
+            resumed_shards,
+            started.elapsed(),
+        );
+    }
+    let task_rows: u64 = groups.iter().map(|g| g.rows).sum();
+    events(TokenizeEvent::Start {
+        documents: task_rows - record.documents_done,
+        resumed_shards,
+    });
+
+    let options = ShardOptions {
+        zstd_level: config.zstd_level,
+        ..ShardOptions::from_header(&header)
+    };
+    let mut writer = DatasetWriter::new(
+        &config.out,
+        options,
+        config.shard_tokens,
+        record.shards.clone(),
+    )?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .thread_name(|i| format!("tokenize-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded::<DocBatch>(2);
+    let (encoded_tx, encoded_rx) = crossbeam_channel::bounded::<(DocBatch, Vec<Vec<u32>>)>(2);
+    let skip = record.documents_done;
+    let mut text_bytes_this_run = 0u64;
+
+    std::thread::scope(|scope| -> Result<()> {
+        // Each thread owns its channel end, so a stage that stops closes its channels and the
+        // stage beside it wakes up instead of blocking forever.
+        let (inputs, groups) = (&inputs, &groups);
+        let reader = scope.spawn(move || {
+            // A closed channel means a later stage failed: stop quietly, it reports the error.
+            inputs.read(groups, skip, config.batch_rows, |batch| {
+                Ok(batch_tx.send(batch).is_ok())
+            })
+        });
+        let (record, writer, progress_path) = (&mut record, &mut writer, &progress_path);
+        let writer_thread = scope.spawn(move || -> Result<()> {
+            // Text bytes of documents written since the last finished shard.
+            let mut pending_bytes = 0u64;
+            for (batch, tokens) in encoded_rx.iter() {
+                for ((id, doc), text) in batch.ids.iter().zip(&tokens).zip(&batch.texts) {
+                    record.documents_done += 1;
+                    pending_bytes += text.len() as u64;
+                    if let Some(entry) = writer.push_document(*id, doc)? {
+                        // The shard ends with this document: everything up to here is durable.
+                        record.text_bytes_done += std::mem::take(&mut pending_bytes);
+                        record.shards.push(entry);
+                        events(TokenizeEvent::ShardDone {
+                            index: record.shards.len() - 1,
+                        });
+                        save_progress(progress_path, record)?;
+                    }
+                }
+                events(TokenizeEvent::Documents {
+                    documents: batch.len() as u64,
+                    bytes: batch.bytes,
+                });
+            }
+            record.text_bytes_done += pending_bytes;
+            Ok(())
+        });
+        let mut result = Ok(());
+        for batch in batch_rx.iter() {
+            text_bytes_this_run += batch.bytes;
+            match pool.install(|| tokenizer.encode_batch(&batch)) {
+                Ok(tokens) => {
+                    if encoded_tx.send((batch, tokens)).is_err() {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+        }
+        drop(encoded_tx);
+        drop(batch_rx);
+        let written = writer_thread
+            .join()
+            .map_err(|_| Error::Internal("writer thread panicked".into()))?;
+        let read = reader
+            .join()
+            .map_err(|_| Error::Internal("reader thread panicked".into()))?;
+        // The first failure in pipeline order: a bad file before a bad encode before a bad write.
+        read.and(result).and(written)
+    })?;
+    record.shards = writer.finish()?;
+    let manifest = Manifest::new(header, task, record.shards.clone());
+    manifest.write(&config.out)?;
+    record.complete = true;
+    save_progress(&progress_path, &record)?;
+    TokenizeReport::build(
+        &config.out,
+        &manifest,
+        record.text_bytes_done,
+        text_bytes_this_run,
+        resumed_shards,
+        started.elapsed(),
+    )
+}
+
+/// Everything the output depends on: a rerun with a different value must not resume.
+fn run_fingerprint(config: &TokenizeConfig, tokenizer: &TokenizerInfo, inputs: &Inputs) -> String {
+    let mut hash = Sha256::new();
+    hash.update(tokenizer.sha256.as_bytes());
+    hash.update(tokenizer.eos_id.to_le_bytes());
+    for (file, path) in inputs.files.iter().enumerate() {
+        hash.update(
+            path.file_name()
+                .map(|n| n.as_encoded_bytes())
+                .unwrap_or_default(),
+        );
+        for group in inputs.groups.iter().filter(|g| g.file == file) {
+            hash.update(group.rows.to_le_bytes());
+            hash.update(group.compressed_bytes.to_le_bytes());
+        }
+    }
+    hash.update(config.shard_tokens.to_le_bytes());
+    hash.update(config.frame_tokens.to_le_bytes());
+    hash.update(config.zstd_level.to_le_bytes());
+    hash.update(config.task.1.to_le_bytes());
+    hex::encode(&hash.finalize()[..16])
+}
+
+fn load_progress(path: &Path, run: &str, task: (u32, u32), out: &Path) -> Result<ProgressRecord> {
+    let fresh = ProgressRecord {
+        run: run.to_owned(),
+        task,
+        documents_done: 0,
+        text_bytes_done: 0,
+        shards: Vec::new(),
+        complete: false,
+    };
+    if !path.is_file() {
+        if out.join(MANIFEST_FILE).is_file() {
+            return Err(Error::OtherRun {
+                path: out.to_path_buf(),
+                detail: "a dataset without a progress record".into(),
+            });
+        }
+        return Ok(fresh);
+    }
+    let record: ProgressRecord =
+        serde_json::from_slice(&fs_err::read(path)?).map_err(|e| Error::OtherRun {
+            path: path.to_path_buf(),
+            detail: format!("unreadable progress record: {e}"),
+        })?;
+    if record.run != run || record.task != task {
+        return Err(Error::OtherRun {
+            path: out.to_path_buf(),
+            detail: format!("run {} task {:?}", record.run, record.task),
+        });
+    }
+    // A recorded shard must still be there, whole; otherwise redo everything after the last good one.
+    let good = record
+        .shards
+        .iter()
+        .take_while(|s| fs_err::metadata(out.join(&s.file)).is_ok_and(|m| m.len() == s.bytes))
+        .count();
+    if good < record.shards.len() {
+        tracing::warn!(
+            "{}: {} recorded shards are missing or damaged; starting over",
+            out.display(),
+            record.shards.len() - good
+        );
+        return Ok(fresh);
+    }
+    Ok(record)
+}
+
+fn save_progress(path: &Path, record: &ProgressRecord) -> Result<()> {
+    let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Internal(e.to_string()))?;
+    tinyforge_shards::write_atomic(path, &json)?;
+    Ok(())
+}
