@@ -53,6 +53,10 @@ pub enum Command {
     // Each stage adds one variant here and one arm in `run` below.
     Ingest(commands::ingest::IngestArgs),
     Stats(commands::stats::StatsArgs),
+    /// Encode a documents folder into token shards (zstd frames, manifest, checksums).
+    Tokenize(commands::tokenize::TokenizeArgs),
+    /// Merge, verify or inspect token-shard datasets.
+    Shards(commands::shards::ShardsArgs),
     /// Train the model over rounds of a token dataset (needs the `train` feature: libtorch).
     #[cfg(feature = "train")]
     Train(commands::train::TrainArgs),
@@ -69,6 +73,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => commands::ingest::run(args, &global),
         Command::Stats(args) => commands::stats::run(args, &global),
+        Command::Tokenize(args) => commands::tokenize::run(args, &global),
+        Command::Shards(args) => commands::shards::run(args, &global),
         #[cfg(feature = "train")]
         Command::Train(args) => commands::train::run(args, &global),
         #[cfg(feature = "train")]

@@ -4,6 +4,8 @@
 
 pub mod ingest;
 pub mod stats;
+pub mod shards;
+pub mod tokenize;
 #[cfg(feature = "train")]
 pub mod score;
 #[cfg(feature = "train")]

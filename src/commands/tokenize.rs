@@ -1,0 +1,107 @@
+//! `tinyforge tokenize`: documents (Parquet) -> token shards.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use tinyforge_tokenize::{TokenizeConfig, TokenizeEvent, tokenize};
+
+use crate::cli::GlobalArgs;
+use crate::progress::{Progress, Unit};
+
+/// Encode a documents folder into a token-shard dataset (zstd frames, manifest, checksums).
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  tinyforge tokenize docs/ --tokenizer compact/tokenizer.json --out tokens/\n  \
+    tinyforge tokenize docs/ --tokenizer tokenizer.json --shard 2/8 --out tasks/t2   # one cluster task\n  \
+    tinyforge shards merge tasks/t* --out tokens/                                    # then join them"
+)]
+pub struct TokenizeArgs {
+    /// Documents folder: every *.parquet in it, sorted by name, rows in order, column `text`.
+    pub docs: PathBuf,
+    /// Hugging Face tokenizer.json.
+    #[arg(long)]
+    pub tokenizer: PathBuf,
+    /// Dataset folder to write (manifest.json + shard files). A rerun resumes in it.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// This task's part of the documents, `i/n` (0-based): a contiguous range of row groups.
+    #[arg(long, default_value = "0/1", value_parser = parse_task)]
+    pub shard: (u32, u32),
+    /// Start a new shard file after this many tokens (documents never straddle shards).
+    #[arg(long, default_value_t = 1 << 28)]
+    pub shard_tokens: u64,
+    /// Tokens per independently compressed zstd frame: smaller reads random windows faster,
+    /// larger compresses better.
+    #[arg(long, default_value_t = 2048)]
+    pub frame_tokens: u32,
+    /// zstd level of the frames.
+    #[arg(long, default_value_t = 3)]
+    pub zstd_level: i32,
+    /// Encoder threads [default: one per core].
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Documents per batch handed to the encoder threads.
+    #[arg(long, default_value_t = 1024)]
+    pub batch_rows: usize,
+    /// The EOS token appended after each document [default: <|endoftext|>, </s>, ... whichever
+    /// the vocabulary has].
+    #[arg(long)]
+    pub eos: Option<String>,
+}
+
+fn parse_task(text: &str) -> Result<(u32, u32), String> {
+    let (i, n) = text.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
+    let i: u32 = i
+        .trim()
+        .parse()
+        .map_err(|_| format!("{i:?} is not a task index"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{n:?} is not a task count"))?;
+    if n == 0 || i >= n {
+        return Err(format!("task {i}/{n}: need 0 <= i < n"));
+    }
+    Ok((i, n))
+}
+
+pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let config = TokenizeConfig {
+        task: args.shard,
+        shard_tokens: args.shard_tokens,
+        frame_tokens: args.frame_tokens,
+        zstd_level: args.zstd_level,
+        threads: args.threads,
+        batch_rows: args.batch_rows,
+        eos: args.eos,
+        ..TokenizeConfig::new(args.docs, args.tokenizer, args.out)
+    };
+    let progress = Progress::new(global, "tokenize", 0, Unit::Items("docs"));
+    // Lets the end-to-end test simulate a kill at the worst moment: a shard renamed into place
+    // but not yet recorded as finished.
+    let abort_after: Option<usize> = std::env::var("TINYFORGE_TEST_ABORT_AFTER_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let events = |event: TokenizeEvent| match event {
+        TokenizeEvent::Start {
+            documents,
+            resumed_shards,
+        } => {
+            progress.set_total(documents);
+            if resumed_shards > 0 {
+                progress.message(format!("resumed after {resumed_shards} shards"));
+            }
+        }
+        TokenizeEvent::Documents { documents, .. } => progress.inc(documents),
+        TokenizeEvent::ShardDone { index } => {
+            if abort_after == Some(index + 1) {
+                std::process::abort();
+            }
+        }
+    };
+    let report = tokenize(&config, &events).context("tokenize failed")?;
+    progress.finish();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! `tinyforge tokenize` and `tinyforge shards merge | verify | inspect`, driven through the real
+//! binary on the committed real-document fixture (tokenize/tests/fixtures).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use tinyforge_shards::{Dataset, Manifest};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tokenize/tests/fixtures")
+}
+
+fn tinyforge() -> Command {
+    let mut command = Command::cargo_bin("tinyforge").unwrap();
+    command.arg("--progress=none");
+    command
+}
+
+/// Runs `tinyforge tokenize` into `out` with small shards and frames; returns the JSON report.
+fn tokenize(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let output = tinyforge()
+        .arg("tokenize")
+        .arg(fixtures().join("docs"))
+        .arg("--tokenizer")
+        .arg(fixtures().join("tokenizer.json"))
+        .arg("--out")
+        .arg(out)
+        .args(["--shard-tokens", "2500", "--frame-tokens", "200"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn stream(dir: &Path) -> Vec<u32> {
+    let dataset = Dataset::open(dir).unwrap();
+    dataset
+        .read_range(0, dataset.total_tokens() as usize)
+        .unwrap()
+}
+
+/// Every file of a dataset folder, by name, with its bytes.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "tfs" || e == "json")
+                && !p.ends_with("_progress.json")
+        })
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn tokenize_then_verify_and_inspect() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("tokens");
+    let report = tokenize(&out, &[]);
+    assert_eq!(report["documents"], 81);
+    assert_eq!(report["dtype"], "u16");
+    assert!(report["shards"].as_u64().unwrap() > 3);
+    assert!(report["compression_ratio"].as_f64().unwrap() > 1.0);
+    assert!(report["tokens_per_document"]["p50"].as_u64().unwrap() > 1);
+
+    tinyforge()
+        .args(["shards", "verify"])
+        .arg(&out)
+        .assert()
+        .success();
+
+    let output = tinyforge()
+        .args(["shards", "inspect"])
+        .arg(&out)
+        .arg("--tokenizer")
+        .arg(fixtures().join("tokenizer.json"))
+        .args(["--unit", "0", "--seq-len", "12"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(inspect["sample"]["tokens"].as_array().unwrap().len(), 13);
+    let text = inspect["sample"]["text"].as_str().unwrap();
+    assert!(text.starts_with("Madam Speaker"), "{text}");
+
+    // A rerun of a finished job does no work and reports the same dataset.
+    let again = tokenize(&out, &[]);
+    assert_eq!(again["tokens"], report["tokens"]);
+    assert_eq!(again["run"]["text_bytes"], 0);
+}
+
+#[test]
+fn four_tasks_merged_hold_the_single_run_stream() {
+    let root = tempfile::tempdir().unwrap();
+    let single = root.path().join("single");
+    tokenize(&single, &[]);
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let dir = root.path().join(format!("tasks/t{i}"));
+        tokenize(&dir, &["--shard", &format!("{i}/4")]);
+        tasks.push(dir);
+    }
+    let merged = root.path().join("merged");
+    tinyforge()
+        .args(["shards", "merge"])
+        .args(tasks.iter().rev())
+        .arg("--out")
+        .arg(&merged)
+        .assert()
+        .success();
+    assert_eq!(stream(&merged), stream(&single));
+    let manifest = Manifest::read(&merged).unwrap();
+    assert_eq!(manifest.documents, 81);
+    assert!(
+        manifest
+            .shards
+            .iter()
+            .all(|s| s.file.starts_with("../tasks/t"))
+    );
+    tinyforge()
+        .args(["shards", "verify"])
+        .arg(&merged)
+        .assert()
+        .success();
+}
+
+#[test]
+fn resume_after_a_kill_gives_the_same_bytes() {
+    let root = tempfile::tempdir().unwrap();
+    let clean = root.path().join("clean");
+    tokenize(&clean, &[]);
+
+    let out = root.path().join("killed");
+    // Dies right after shard 2 is renamed into place, before it is recorded as finished.
+    let killed = tinyforge()
+        .arg("tokenize")
+        .arg(fixtures().join("docs"))
+        .arg("--tokenizer")
+        .arg(fixtures().join("tokenizer.json"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--shard-tokens", "2500", "--frame-tokens", "200"])
+        .env("TINYFORGE_TEST_ABORT_AFTER_SHARDS", "2")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    assert!(
+        !out.join("manifest.json").exists(),
+        "no manifest before the run completes"
+    );
+    assert!(out.join("shard-000001.tfs").exists());
+    // A half-written file from the moment of the kill must not survive either.
+    std::fs::write(out.join("shard-000002.tfs.tmp"), b"partial").unwrap();
+
+    let report = tokenize(&out, &[]);
+    assert_eq!(
+        report["resumed_shards"], 1,
+        "shard 0 was recorded, shard 1 was not"
+    );
+    assert_eq!(files(&out), files(&clean));
+    assert!(!out.join("shard-000002.tfs.tmp").exists());
+}
+
+#[test]
+fn a_flipped_byte_is_caught_by_verify_and_reads() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("tokens");
+    tokenize(&out, &[]);
+    let manifest = Manifest::read(&out).unwrap();
+    let victim = out.join(&manifest.shards[1].file);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    // Byte 100 is inside the first frame (the header is 24 bytes; frames are a few hundred).
+    bytes[100] ^= 0x01;
+    std::fs::write(&victim, &bytes).unwrap();
+
+    let output = tinyforge()
+        .args(["shards", "verify"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let problems = report["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["file"] == manifest.shards[1].file.as_str() && p["frame"] == 0),
+        "{problems:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("shard-000001.tfs"), "{stderr}");
+
+    let dataset = Dataset::open(&out).unwrap();
+    let error = dataset
+        .read_range(dataset.shard_start(1), 10)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("shard-000001.tfs") && error.contains("frame 0"),
+        "{error}"
+    );
+}
