@@ -9,6 +9,19 @@ use std::time::Instant;
 
 use tinyforge_shards::{Dataset, Manifest, ShardEntry, checksum_string, shard_file_name};
 
+/// CPU time of this thread in seconds (Linux schedstat: nanoseconds on a CPU). On a shared
+/// machine this, not wall time, is the per-core cost.
+fn cpu_s() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+        })
+        .map_or(f64::NAN, |ns| ns as f64 / 1e9)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let dir = args
@@ -23,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Sequential: every token once, in order.
     let start = Instant::now();
+    let cpu_start = cpu_s();
     let mut tokens = 0u64;
     let mut fold = 0u64;
     for chunk in dataset.iter_chunks() {
@@ -31,12 +45,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fold = fold.wrapping_add(u64::from(chunk[chunk.len() / 2]));
     }
     let sequential_s = start.elapsed().as_secs_f64();
+    let sequential_cpu_s = cpu_s() - cpu_start;
 
     // Random windows: uniform units from a fixed LCG, one reused buffer (what a loader does).
     let units = dataset.unit_count(seq_len);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut buffer = vec![0u32; seq_len + 1];
     let start = Instant::now();
+    let cpu_start = cpu_s();
     for _ in 0..windows {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -46,6 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         fold = fold.wrapping_add(u64::from(buffer[seq_len / 2]));
     }
     let random_s = start.elapsed().as_secs_f64();
+    let random_cpu_s = cpu_s() - cpu_start;
 
     // Opening 100,000 shards: a synthetic manifest (the files need not exist: open is lazy).
     let synthetic = std::env::temp_dir().join(format!("read-bench-100k-{}", std::process::id()));
@@ -71,11 +88,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "tokens": tokens,
         "open_s": open_s,
         "sequential_s": sequential_s,
+        "sequential_cpu_s": sequential_cpu_s,
         "sequential_tokens_per_s": tokens as f64 / sequential_s,
+        "sequential_tokens_per_cpu_s": tokens as f64 / sequential_cpu_s,
         "seq_len": seq_len,
         "windows": windows,
         "random_s": random_s,
+        "random_cpu_s": random_cpu_s,
         "random_windows_per_s": windows as f64 / random_s,
+        "random_windows_per_cpu_s": windows as f64 / random_cpu_s,
         "open_100k_shards_s": open_100k_s,
         "open_100k_shards": open_100k_shards,
         "checksum_fold": fold,
