@@ -1,0 +1,503 @@
+//! The run: chunks are processed independently and in parallel (read, clean, filter, dedup
+//! inside the chunk, write its parts), each committed by its state record. Deduplication
+//! across chunks happens once every chunk is done, in [`crate::finalize`].
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
+use crate::clean::{DropReason, check_length, clean, detect_lang};
+use crate::config::{IngestConfig, OnError};
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::part::{Docs, PartWriter, schema};
+use crate::plan::{InputFile, Plan};
+use crate::read::{FieldSpec, Record, Reject, Sink, read_unit};
+use crate::report::{Counts, Report};
+use crate::state::{ChunkRecord, State, clean_output};
+
+/// What the run tells its caller while it works (the command turns it into a progress bar).
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The inputs are listed: total bytes of this task's chunks.
+    Planned { files: usize, chunks: usize, bytes: u64 },
+    /// Input bytes (on disk) finished.
+    Bytes(u64),
+    ChunkDone { chunk: usize, resumed: bool },
+    /// The cross-chunk deduplication and manifest are being written.
+    Finalizing,
+}
+
+/// Options of a run that do not change its output.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Delete this plan's earlier parts and state first.
+    pub force: bool,
+    /// Only finalize (every chunk must already be done).
+    pub merge_only: bool,
+}
+
+/// Documents per batch handed from reading to writing.
+const BATCH_ROWS: usize = 2048;
+const BATCH_BYTES: usize = 4 << 20;
+
+/// Runs this task's chunks, then (for a single task, or `merge_only`) finalizes the folder.
+pub fn ingest(config: &IngestConfig, options: &RunOptions, on_event: &(dyn Fn(Event) + Sync)) -> Result<Report> {
+    let start = Instant::now();
+    let plan = Plan::build(config)?;
+    if options.force {
+        clean_output(&config.out, true)?;
+    }
+    fs_err::create_dir_all(&config.out)?;
+    let state = State::open(&config.out, &plan)?;
+    let schema = schema(&config.keep_columns);
+    let filter = config.where_sql.as_deref().map(|sql| Filter::new(sql, &schema)).transpose()?;
+    let task = plan.task_chunks(config.shard);
+    let mut records = Vec::new();
+    let mut pending = Vec::new();
+    for &chunk in &task {
+        match state.finished(chunk)? {
+            Some(record) => records.push(record),
+            None => pending.push(chunk),
+        }
+    }
+    if options.merge_only && !pending.is_empty() && config.shard.count == 1 {
+        return Err(Error::State {
+            path: config.out.clone(),
+            message: format!("{} of {} chunks are not done yet; run the remaining --shard tasks first", pending.len(), plan.chunks.len()),
+        });
+    }
+    let resumed = records.len();
+    let bytes: u64 = pending.iter().map(|&c| plan.chunks[c].bytes).sum();
+    on_event(Event::Planned { files: plan.files.len(), chunks: pending.len(), bytes });
+    for record in &records {
+        on_event(Event::ChunkDone { chunk: record.chunk, resumed: true });
+    }
+    remove_stale_temporaries(&state, &pending)?;
+    let context = Context { config, plan: &plan, state: &state, schema, filter, on_event };
+    records.extend(context.run_chunks(&pending)?);
+    records.sort_by_key(|r| r.chunk);
+
+    let mut report = if config.shard.count == 1 {
+        on_event(Event::Finalizing);
+        crate::finalize::finalize(config, &plan, &state)?
+    } else {
+        task_report(config, &plan, &records)
+    };
+    report.chunks_task = task.len();
+    report.chunks_resumed = resumed;
+    report.elapsed_s = start.elapsed().as_secs_f64();
+    report.mb_per_s = if report.elapsed_s > 0.0 { records.iter().map(|r| r.counts.bytes_in).sum::<u64>() as f64 / 1e6 / report.elapsed_s } else { 0.0 };
+    report.threads = config.threads;
+    Ok(report)
+}
+
+fn remove_stale_temporaries(state: &State, pending: &[usize]) -> Result<()> {
+    // Temporary names embed the chunk number; only this task's unfinished chunks are touched,
+    // so tasks sharing the folder never delete each other's files in flight.
+    let prefixes: Vec<String> = pending
+        .iter()
+        .flat_map(|&c| {
+            let record = state.record_path(c);
+            let stem = record.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let digits = stem.trim_start_matches("chunk-").to_owned();
+            [format!("part-{digits}"), format!("chunk-{digits}.")]
+        })
+        .collect();
+    for dir in [state.out.clone(), state.dir.clone()] {
+        for entry in fs_err::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name.ends_with(".tmp") && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                fs_err::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn task_report(config: &IngestConfig, plan: &Plan, records: &[ChunkRecord]) -> Report {
+    let mut counts = Counts::default();
+    for record in records {
+        counts.add(&record.counts);
+    }
+    build_report(config, plan, &counts, records, false, None)
+}
+
+pub(crate) fn build_report(config: &IngestConfig, plan: &Plan, counts: &Counts, records: &[ChunkRecord], complete: bool, rejects_file: Option<String>) -> Report {
+    Report {
+        out: config.out.display().to_string(),
+        complete,
+        shard: format!("{}/{}", config.shard.index, config.shard.count),
+        files: plan.files.len(),
+        chunks_total: plan.chunks.len(),
+        chunks_task: 0,
+        chunks_resumed: 0,
+        parts: records.iter().map(|r| r.parts.len()).sum(),
+        documents_in: counts.records,
+        bytes_in: counts.bytes_in,
+        documents_out: counts.documents,
+        bytes_out: counts.text_bytes,
+        parquet_bytes: records.iter().flat_map(|r| &r.parts).map(|p| p.bytes).sum(),
+        dropped: counts.dropped.clone(),
+        by_lang: counts.by_lang.clone(),
+        by_source: counts.by_source.clone(),
+        rejects: records.iter().map(|r| r.rejects).sum(),
+        rejects_file,
+        elapsed_s: 0.0,
+        mb_per_s: 0.0,
+        threads: config.threads,
+    }
+}
+
+struct Context<'a> {
+    config: &'a IngestConfig,
+    plan: &'a Plan,
+    state: &'a State,
+    schema: SchemaRef,
+    filter: Option<Filter>,
+    on_event: &'a (dyn Fn(Event) + Sync),
+}
+
+impl Context<'_> {
+    fn run_chunks(&self, pending: &[usize]) -> Result<Vec<ChunkRecord>> {
+        let next = AtomicUsize::new(0);
+        let abort = AtomicBool::new(false);
+        let workers = self.config.threads.min(pending.len()).max(1);
+        let results: Vec<Result<Vec<ChunkRecord>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let position = next.fetch_add(1, Ordering::Relaxed);
+                            if position >= pending.len() || abort.load(Ordering::Relaxed) {
+                                return Ok(done);
+                            }
+                            let chunk = pending[position];
+                            match self.process_chunk(chunk, &abort) {
+                                Ok(record) => {
+                                    (self.on_event)(Event::ChunkDone { chunk, resumed: false });
+                                    done.push(record);
+                                }
+                                Err(err) => {
+                                    abort.store(true, Ordering::Relaxed);
+                                    return Err(err);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Internal("a worker panicked".into())))).collect()
+        });
+        let mut records = Vec::new();
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(done) => records.extend(done),
+                // A worker stopped by another's error reports `Aborted`; keep the real cause.
+                Err(Error::Internal(msg)) if msg == ABORTED && first_error.is_some() => {}
+                Err(err) => {
+                    if first_error.as_ref().is_none_or(|e: &Error| matches!(e, Error::Internal(m) if m == ABORTED)) {
+                        first_error = Some(err);
+                    }
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(err),
+            None => Ok(records),
+        }
+    }
+
+    fn process_chunk(&self, chunk: usize, abort: &AtomicBool) -> Result<ChunkRecord> {
+        let range = self.plan.chunks[chunk].units.clone();
+        let mut sink = ChunkSink::new(self, chunk, abort)?;
+        for unit in &self.plan.units[range] {
+            let file = &self.plan.files[unit.file];
+            sink.start_file(file);
+            let flow = read_unit(file, unit.row_group, &sink.specs[file.input].clone(), &mut sink);
+            if let Some(err) = sink.error.take() {
+                return Err(err);
+            }
+            if flow.is_break() {
+                return Err(Error::Internal(ABORTED.into()));
+            }
+            (self.on_event)(Event::Bytes(unit.bytes));
+        }
+        sink.finish()
+    }
+}
+
+const ABORTED: &str = "stopped because another worker failed";
+
+/// Collects one chunk's records into documents and parts.
+struct ChunkSink<'a> {
+    context: &'a Context<'a>,
+    chunk: usize,
+    abort: &'a AtomicBool,
+    specs: Vec<Arc<FieldSpec>>,
+    sources: Vec<Arc<str>>,
+    file_input: usize,
+    file_rel: String,
+    file_path: PathBuf,
+    docs: Docs,
+    seen: HashSet<u128>,
+    hashes: Vec<u128>,
+    writer: Option<PartWriter>,
+    parts: Vec<crate::part::PartInfo>,
+    counts: Counts,
+    raw_since_roll: u64,
+    roll_pending: bool,
+    rejects: Option<std::io::BufWriter<fs_err::File>>,
+    rejects_tmp: PathBuf,
+    reject_count: u64,
+    error: Option<Error>,
+}
+
+impl<'a> ChunkSink<'a> {
+    fn new(context: &'a Context<'a>, chunk: usize, abort: &'a AtomicBool) -> Result<Self> {
+        let config = context.config;
+        let specs = config.inputs.iter().map(|i| Arc::new(FieldSpec::new(i, &config.keep_columns))).collect();
+        let sources = config.inputs.iter().map(|i| Arc::from(i.source.as_str())).collect();
+        let writer = Some(PartWriter::create(&config.out, &context.plan.part_name(chunk, 0), &context.schema, config.zstd_level, config.row_group_bytes)?);
+        let rejects_path = context.state.rejects_path(chunk);
+        let rejects_tmp = rejects_path.with_extension(format!("jsonl.{}.tmp", std::process::id()));
+        Ok(ChunkSink {
+            context,
+            chunk,
+            abort,
+            specs,
+            sources,
+            file_input: 0,
+            file_rel: String::new(),
+            file_path: PathBuf::new(),
+            docs: Docs::with_columns(config.keep_columns.len()),
+            seen: HashSet::new(),
+            hashes: Vec::new(),
+            writer,
+            parts: Vec::new(),
+            counts: Counts::default(),
+            raw_since_roll: 0,
+            roll_pending: false,
+            rejects: None,
+            rejects_tmp,
+            reject_count: 0,
+            error: None,
+        })
+    }
+
+    fn start_file(&mut self, file: &InputFile) {
+        self.file_input = file.input;
+        self.file_rel.clone_from(&file.rel);
+        self.file_path.clone_from(&file.path);
+    }
+
+    /// Counts a record's input and decides part rollover. Rollover depends only on the bytes of
+    /// input records, so every run of the plan cuts parts at the same records.
+    fn account(&mut self, raw_bytes: u64) -> Result<()> {
+        if self.roll_pending {
+            self.flush()?;
+            self.roll()?;
+        }
+        self.counts.records += 1;
+        self.counts.bytes_in += raw_bytes;
+        let source = &self.sources[self.file_input];
+        self.counts.by_source.entry(source.to_string()).or_default().records += 1;
+        self.raw_since_roll += raw_bytes;
+        if self.raw_since_roll >= self.context.config.part_bytes {
+            self.roll_pending = true;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<()> {
+        if let Some(writer) = self.writer.take() {
+            self.parts.push(writer.finish()?);
+        }
+        let config = self.context.config;
+        let name = self.context.plan.part_name(self.chunk, self.parts.len());
+        self.writer = Some(PartWriter::create(&config.out, &name, &self.context.schema, config.zstd_level, config.row_group_bytes)?);
+        self.roll_pending = false;
+        self.raw_since_roll = 0;
+        Ok(())
+    }
+
+    fn add_record(&mut self, record: Record) -> Result<()> {
+        self.account(record.raw_bytes)?;
+        let text = clean(&record.text);
+        if let Err(reason) = check_length(&text, self.context.config.min_chars) {
+            match reason {
+                DropReason::Empty => self.counts.dropped.empty += 1,
+                DropReason::TooShort => self.counts.dropped.too_short += 1,
+            }
+            return Ok(());
+        }
+        let source = self.sources[self.file_input].clone();
+        let mut id = Xxh3::new();
+        id.update(source.as_bytes());
+        id.update(&[0]);
+        match &record.id_value {
+            Some(value) => {
+                id.update(b"id:");
+                id.update(value.as_bytes());
+            }
+            None => {
+                id.update(self.file_rel.as_bytes());
+                id.update(&[0]);
+                id.update(&record.index.to_le_bytes());
+            }
+        }
+        self.docs.ids.push(id.digest());
+        self.docs.langs.push(detect_lang(&text));
+        self.docs.hashes.push(xxh3_128(text.as_bytes()));
+        self.docs.sources.push(source);
+        for (column, value) in self.docs.meta.iter_mut().zip(record.meta) {
+            column.push(value);
+        }
+        self.docs.text_bytes += text.len();
+        self.docs.texts.push(text);
+        if self.docs.len() >= BATCH_ROWS || self.docs.text_bytes >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Filters and deduplicates the collected documents and appends them to the current part.
+    fn flush(&mut self) -> Result<()> {
+        if self.docs.is_empty() {
+            return Ok(());
+        }
+        let docs = std::mem::replace(&mut self.docs, Docs::with_columns(self.context.config.keep_columns.len()));
+        let mut batch = docs.to_batch(&self.context.schema)?;
+        let mut hashes = docs.hashes;
+        if let Some(filter) = &self.context.filter {
+            let mask = filter.evaluate(&batch)?;
+            let kept = mask.true_count();
+            self.counts.dropped.filtered += (batch.num_rows() - kept) as u64;
+            if kept < batch.num_rows() {
+                batch = arrow::compute::filter_record_batch(&batch, &mask)?;
+                hashes = hashes.into_iter().zip(mask.iter()).filter(|(_, keep)| *keep == Some(true)).map(|(h, _)| h).collect();
+            }
+        }
+        self.counts.candidates += hashes.len() as u64;
+        let batch = if self.context.config.dedup {
+            let keep: Vec<bool> = hashes.iter().map(|h| self.seen.insert(*h)).collect();
+            let kept = keep.iter().filter(|k| **k).count();
+            self.counts.dropped.duplicate += (hashes.len() - kept) as u64;
+            if kept < hashes.len() {
+                let mask = arrow::array::BooleanArray::from(keep.clone());
+                hashes = hashes.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h).collect();
+                arrow::compute::filter_record_batch(&batch, &mask)?
+            } else {
+                batch
+            }
+        } else {
+            batch
+        };
+        count_output(&mut self.counts, &batch);
+        self.hashes.extend(hashes);
+        match self.writer.as_mut() {
+            Some(writer) => writer.append(&batch),
+            None => Err(Error::Internal("part writer missing".into())),
+        }
+    }
+
+    fn add_reject(&mut self, reject: Reject) -> Result<()> {
+        self.account(reject.raw_bytes)?;
+        self.counts.dropped.malformed += 1;
+        self.reject_count += 1;
+        if self.context.config.on_error == OnError::Fail {
+            return Err(Error::BadInput { path: self.file_path.clone(), location: reject.location, reason: reject.reason });
+        }
+        let at = reject.location.to_string();
+        let line = serde_json::json!({
+            "file": self.file_path.display().to_string(),
+            "location": reject.location,
+            "at": at,
+            "reason": reject.reason,
+            "source": &*self.sources[self.file_input],
+            "raw": reject.raw,
+        });
+        if self.rejects.is_none() {
+            self.rejects = Some(std::io::BufWriter::new(fs_err::File::create(&self.rejects_tmp)?));
+        }
+        if let Some(out) = self.rejects.as_mut() {
+            serde_json::to_writer(&mut *out, &line).map_err(|err| Error::Internal(err.to_string()))?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<ChunkRecord> {
+        self.flush()?;
+        if let Some(writer) = self.writer.take() {
+            self.parts.push(writer.finish()?);
+        }
+        let state = self.context.state;
+        state.write_hashes(self.chunk, &self.hashes)?;
+        let rejects_path = state.rejects_path(self.chunk);
+        match self.rejects.take() {
+            Some(out) => {
+                let file = out.into_inner().map_err(|err| Error::Io(err.into_error()))?;
+                file.sync_all()?;
+                fs_err::rename(&self.rejects_tmp, &rejects_path)?;
+            }
+            None if rejects_path.exists() => fs_err::remove_file(&rejects_path)?,
+            None => {}
+        }
+        let record = ChunkRecord {
+            fingerprint: state.fingerprint().to_owned(),
+            chunk: self.chunk,
+            parts: self.parts,
+            counts: self.counts,
+            rejects: self.reject_count,
+            merged: false,
+        };
+        state.commit(&record)?;
+        Ok(record)
+    }
+
+    fn handle(&mut self, result: Result<()>) -> ControlFlow<()> {
+        if let Err(err) = result {
+            self.error = Some(err);
+            return ControlFlow::Break(());
+        }
+        if self.abort.load(Ordering::Relaxed) {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Adds the documents of `batch` (schema of [`schema`]) to the output counts.
+pub(crate) fn count_output(counts: &mut Counts, batch: &RecordBatch) {
+    use arrow::array::AsArray;
+    let texts = batch.column(1).as_string::<i32>();
+    let langs = batch.column(2).as_string::<i32>();
+    let sources = batch.column(3).as_string::<i32>();
+    for row in 0..batch.num_rows() {
+        counts.output(langs.value(row), sources.value(row), texts.value_length(row) as u64);
+    }
+}
+
+impl Sink for ChunkSink<'_> {
+    fn record(&mut self, record: Record) -> ControlFlow<()> {
+        let result = self.add_record(record);
+        self.handle(result)
+    }
+
+    fn reject(&mut self, reject: Reject) -> ControlFlow<()> {
+        let result = self.add_reject(reject);
+        self.handle(result)
+    }
+}

@@ -1,0 +1,147 @@
+//! What is on disk besides the parts: `_state/plan.json` (the plan's fingerprint),
+//! `_state/chunk-N.json` (a finished chunk: its parts and counts; writing it is the commit
+//! point of the chunk), `_state/chunk-N.hashes` (content hashes of the chunk's documents in row
+//! order, for the cross-chunk deduplication) and `_state/chunk-N.rejects.jsonl`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::part::{PartInfo, write_atomic};
+use crate::plan::Plan;
+use crate::report::Counts;
+
+pub const STATE_DIR: &str = "_state";
+pub const MANIFEST: &str = "_manifest.json";
+pub const REJECTS: &str = "_rejects.jsonl";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanRecord {
+    pub fingerprint: String,
+    pub chunks: usize,
+}
+
+/// A finished chunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub fingerprint: String,
+    pub chunk: usize,
+    pub parts: Vec<PartInfo>,
+    pub counts: Counts,
+    pub rejects: u64,
+    /// True once cross-chunk duplicates were removed by the final merge.
+    #[serde(default)]
+    pub merged: bool,
+}
+
+pub struct State {
+    pub out: PathBuf,
+    pub dir: PathBuf,
+    width: usize,
+    fingerprint: String,
+}
+
+impl State {
+    /// Opens (or starts) the state of an output folder; a folder made with another plan is an
+    /// error, so that a resume never mixes two configurations.
+    pub fn open(out: &Path, plan: &Plan) -> Result<State> {
+        let dir = out.join(STATE_DIR);
+        fs_err::create_dir_all(&dir)?;
+        let path = dir.join("plan.json");
+        let record = PlanRecord { fingerprint: plan.fingerprint.clone(), chunks: plan.chunks.len() };
+        if path.exists() {
+            let found: PlanRecord = read_json(&path)?;
+            if found.fingerprint != record.fingerprint {
+                return Err(Error::State {
+                    path,
+                    message: "this output folder was written with other inputs or options; use a new --out, or --force to start over".into(),
+                });
+            }
+        } else {
+            write_atomic(&path, &serde_json::to_vec_pretty(&record).map_err(internal)?)?;
+        }
+        Ok(State { out: out.to_owned(), dir, width: plan.width, fingerprint: plan.fingerprint.clone() })
+    }
+
+    fn file(&self, chunk: usize, suffix: &str) -> PathBuf {
+        let width = self.width;
+        self.dir.join(format!("chunk-{chunk:0width$}.{suffix}"))
+    }
+
+    pub fn record_path(&self, chunk: usize) -> PathBuf {
+        self.file(chunk, "json")
+    }
+
+    pub fn hashes_path(&self, chunk: usize) -> PathBuf {
+        self.file(chunk, "hashes")
+    }
+
+    pub fn rejects_path(&self, chunk: usize) -> PathBuf {
+        self.file(chunk, "rejects.jsonl")
+    }
+
+    /// The record of a finished chunk, if there is one for this plan.
+    pub fn finished(&self, chunk: usize) -> Result<Option<ChunkRecord>> {
+        let path = self.record_path(chunk);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let record: ChunkRecord = read_json(&path)?;
+        Ok((record.fingerprint == self.fingerprint).then_some(record))
+    }
+
+    pub fn commit(&self, record: &ChunkRecord) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(record).map_err(internal)?;
+        write_atomic(&self.record_path(record.chunk), &bytes)
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn write_hashes(&self, chunk: usize, hashes: &[u128]) -> Result<()> {
+        let bytes: Vec<u8> = hashes.iter().flat_map(|h| h.to_le_bytes()).collect();
+        write_atomic(&self.hashes_path(chunk), &bytes)
+    }
+
+    pub fn read_hashes(&self, chunk: usize) -> Result<Vec<u128>> {
+        let path = self.hashes_path(chunk);
+        let bytes = fs_err::read(&path)?;
+        if bytes.len() % 16 != 0 {
+            return Err(Error::State { path, message: "truncated hash file".into() });
+        }
+        Ok(bytes.chunks_exact(16).map(|b| u128::from_le_bytes(b.try_into().unwrap_or([0; 16]))).collect())
+    }
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs_err::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|err| Error::State { path: path.to_owned(), message: format!("unreadable: {err}") })
+}
+
+fn internal(err: serde_json::Error) -> Error {
+    Error::Internal(err.to_string())
+}
+
+/// Removes what a previous run of this plan may have left: temporary files, and with `all`
+/// every part, state and manifest (for `--force`).
+pub fn clean_output(out: &Path, all: bool) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    for dir in [out.to_owned(), out.join(STATE_DIR)] {
+        if !dir.exists() {
+            continue;
+        }
+        for entry in fs_err::read_dir(&dir)? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let ours = name.starts_with("part-") || name.starts_with("chunk-") || name == MANIFEST || name == REJECTS || name == "plan.json";
+            if ours && path.is_file() && (all || name.ends_with(".tmp")) {
+                fs_err::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}

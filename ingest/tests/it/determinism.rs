@@ -1,0 +1,154 @@
+//! Same bytes twice; one task equals n tasks merged, byte for byte, duplicates across tasks
+//! included; a merge killed half-way can be run again.
+
+use super::*;
+
+/// Many small files with duplicates both inside a file and across files far apart, so that
+/// with tiny parts duplicates land in different chunks and different tasks.
+fn corpus(dir: &Path) -> Result<PathBuf> {
+    let root = dir.join("corpus");
+    std::fs::create_dir_all(&root)?;
+    for file in 0..12 {
+        let mut raw = String::new();
+        for line in 0..40 {
+            let text = match (file * 40 + line) % 7 {
+                0 => format!("{EN} shared across files {}", line % 5),
+                3 => format!("{ZH}{}", line % 3),
+                _ => format!("{EN} file {file} line {line}"),
+            };
+            raw.push_str(&serde_json::json!({"text": text, "k": line}).to_string());
+            raw.push('\n');
+        }
+        if file == 4 {
+            raw.push_str("{broken json\n");
+        }
+        let path = root.join(format!("f{file:02}.jsonl"));
+        if file % 3 == 0 {
+            std::fs::write(path.with_extension("jsonl.gz"), gzip(raw.as_bytes()))?;
+        } else {
+            std::fs::write(path, raw)?;
+        }
+    }
+    Ok(root)
+}
+
+fn options(root: &Path, out: &Path) -> IngestOptions {
+    let mut inp = input(root);
+    inp.keep = Some(vec!["k".into()]);
+    let mut options = config(vec![inp], out);
+    options.part_size_mb = Some(0.004);
+    options.row_group_mb = Some(0.002);
+    options
+}
+
+fn folder_bytes(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") || name == "_rejects.jsonl" {
+            files.push((name, std::fs::read(&path)?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[test]
+fn same_bytes_twice_and_across_thread_counts() -> Result {
+    let dir = tempfile::tempdir()?;
+    let root = corpus(dir.path())?;
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let first = run(options(&root, &a))?;
+    let mut single_thread = options(&root, &b);
+    single_thread.threads = Some(1);
+    run(single_thread)?;
+    assert!(first.chunks_total > 4, "{} chunks", first.chunks_total);
+    assert!(first.dropped.duplicate > 0);
+    assert_eq!(first.rejects, 1);
+    assert_eq!(folder_bytes(&a)?, folder_bytes(&b)?);
+    // No duplicate text survives.
+    let docs = read_docs(&a)?;
+    let unique: std::collections::HashSet<_> = docs.iter().map(|d| &d.text).collect();
+    assert_eq!(unique.len(), docs.len());
+    assert_eq!(docs.len() as u64, first.documents_out);
+    Ok(())
+}
+
+#[test]
+fn four_tasks_merged_equal_one_run() -> Result {
+    let dir = tempfile::tempdir()?;
+    let root = corpus(dir.path())?;
+    let single = dir.path().join("single");
+    let one = run(options(&root, &single))?;
+
+    let sharded = dir.path().join("sharded");
+    for index in [2, 0, 3, 1] {
+        let report = run_shard(options(&root, &sharded), Shard { index, count: 4 })?;
+        assert!(!report.complete);
+    }
+    // Before the merge, tasks left some cross-task duplicates in place.
+    let before = read_docs(&sharded)?;
+    assert!(before.len() > read_docs(&single)?.len());
+    let config = options(&root, &sharded).resolve("test", Shard::ALL)?;
+    let merged = ingest(&config, &RunOptions { merge_only: true, ..RunOptions::default() }, &|_| {})?;
+    assert!(merged.complete);
+    assert_eq!(folder_bytes(&sharded)?, folder_bytes(&single)?);
+    assert_eq!(merged.documents_out, one.documents_out);
+    assert_eq!(merged.dropped, one.dropped);
+    assert_eq!(merged.by_lang, one.by_lang);
+    assert_eq!(merged.by_source, one.by_source);
+
+    // Merging again changes nothing.
+    ingest(&config, &RunOptions { merge_only: true, ..RunOptions::default() }, &|_| {})?;
+    assert_eq!(folder_bytes(&sharded)?, folder_bytes(&single)?);
+    Ok(())
+}
+
+#[test]
+fn merge_refuses_missing_tasks_and_other_configs() -> Result {
+    let dir = tempfile::tempdir()?;
+    let root = corpus(dir.path())?;
+    let out = dir.path().join("out");
+    run_shard(options(&root, &out), Shard { index: 0, count: 2 })?;
+    let config = options(&root, &out).resolve("test", Shard::ALL)?;
+    let err = ingest(&config, &RunOptions { merge_only: true, ..RunOptions::default() }, &|_| {}).unwrap_err();
+    assert!(err.to_string().contains("not done yet"), "{err}");
+    let mut other = options(&root, &out);
+    other.min_chars = Some(3);
+    let err = run_shard(other, Shard { index: 1, count: 2 }).unwrap_err();
+    assert!(err.to_string().contains("other inputs or options"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn resume_skips_finished_chunks() -> Result {
+    let dir = tempfile::tempdir()?;
+    let root = corpus(dir.path())?;
+    let reference = dir.path().join("reference");
+    run(options(&root, &reference))?;
+    let out = dir.path().join("out");
+    let first = run(options(&root, &out))?;
+    // Simulate a kill after some chunks: drop the commit records (and outputs) of the rest,
+    // and leave a half-written temporary behind.
+    let state = out.join("_state");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(&state)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("chunk-0000") && name.ends_with(".json") && name.as_str() >= "chunk-00003.json" {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    std::fs::remove_file(out.join("_manifest.json"))?;
+    std::fs::remove_file(out.join("part-00005.parquet"))?;
+    std::fs::write(out.join("part-00006.parquet.999.tmp"), b"partial")?;
+    let second = run(options(&root, &out))?;
+    assert_eq!(second.chunks_resumed, first.chunks_total - removed);
+    assert_eq!(second.documents_out, first.documents_out);
+    assert!(!out.join("part-00006.parquet.999.tmp").exists());
+    assert_eq!(folder_bytes(&out)?, folder_bytes(&reference)?);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `tinyforge ingest`: raw corpora to a folder of clean Parquet documents.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use tinyforge_ingest::{Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions, Shard};
+
+use crate::cli::GlobalArgs;
+use crate::progress::{Progress, Unit};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  tinyforge ingest --config configs/ingest-demo.toml --out out/docs
+  tinyforge ingest 'corpus/*.jsonl.zst' --text-field content --source web --out docs/
+  tinyforge ingest poems/ --text-fields title,paragraphs --keep author --where \"lang = 'zh'\" --out docs/
+  tinyforge ingest --config c.toml --out docs/ --shard 3/8     (one of 8 cluster tasks)
+  tinyforge ingest --config c.toml --out docs/ --merge         (after all 8: cross-task dedup + manifest)
+
+Inputs: files, folders (searched recursively) and globs of JSONL (.jsonl/.ndjson, plain, .gz
+or .zst), JSON arrays of records (.json), Parquet, plain text (.txt, .md, source code) and
+HTML (one document per file). The summary is JSON on stdout; malformed records go to
+<out>/_rejects.jsonl. A rerun of the same command resumes where a killed run stopped.")]
+pub struct IngestArgs {
+    /// Input files, folders or glob patterns (one input; use --config for several).
+    pub inputs: Vec<String>,
+    /// TOML config listing [[input]]s and options (see configs/ingest-demo.toml).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Output folder of Parquet parts.
+    #[arg(long, short)]
+    pub out: Option<String>,
+    /// Format of the inputs given on the command line (default: from each extension).
+    #[arg(long, value_parser = parse_format)]
+    pub format: Option<Format>,
+    /// Field or Parquet column holding the text (default: text).
+    #[arg(long)]
+    pub text_field: Option<String>,
+    /// Fields joined by newlines into the text, e.g. title,paragraphs.
+    #[arg(long, value_delimiter = ',')]
+    pub text_fields: Option<Vec<String>>,
+    /// Field identifying a record (hashed into `id`; default: file and position).
+    #[arg(long)]
+    pub id_field: Option<String>,
+    /// `source` label of the documents (default: the input's folder or file name).
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Fields kept as metadata columns, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub keep: Option<Vec<String>>,
+    /// SQL predicate documents must satisfy, e.g. "lang IN ('zh','en') AND length(text) > 200".
+    #[arg(long = "where")]
+    pub where_sql: Option<String>,
+    /// Do only task i of n (0-based), e.g. 3/8.
+    #[arg(long, value_parser = Shard::parse)]
+    pub shard: Option<Shard>,
+    /// Only finalize a folder whose chunks n tasks have written: cross-task dedup, manifest.
+    #[arg(long, conflicts_with = "shard")]
+    pub merge: bool,
+    /// What a malformed record does: skip (count it, write it to the rejects file) or fail.
+    #[arg(long, value_parser = ["skip", "fail"])]
+    pub on_error: Option<String>,
+    /// Target part size in MiB of input.
+    #[arg(long)]
+    pub part_size_mb: Option<f64>,
+    /// Target row group size in MiB of text.
+    #[arg(long)]
+    pub row_group_mb: Option<f64>,
+    /// Drop documents shorter than this many characters.
+    #[arg(long)]
+    pub min_chars: Option<usize>,
+    /// Keep exact duplicates.
+    #[arg(long)]
+    pub no_dedup: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    pub threads: Option<usize>,
+    /// Delete this folder's earlier parts and state and start over.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| format!("one of {}", Format::NAMES))
+}
+
+pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let (mut options, origin) = match &args.config {
+        Some(path) => (IngestOptions::from_file(path)?, path.display().to_string()),
+        None => (IngestOptions::default(), "command line".to_owned()),
+    };
+    let per_input = args.format.is_some()
+        || args.text_field.is_some()
+        || args.text_fields.is_some()
+        || args.id_field.is_some()
+        || args.source.is_some()
+        || args.keep.is_some();
+    if args.inputs.is_empty() {
+        anyhow::ensure!(!per_input, "--format, --text-field, --text-fields, --id-field, --source and --keep describe inputs given on the command line; give some, or set them per [[input]] in the config");
+    } else {
+        options.input.push(InputOptions {
+            path: Some(OneOrMany::Many(args.inputs.clone())),
+            format: args.format,
+            text: args.text_field.clone(),
+            text_fields: args.text_fields.clone(),
+            id: args.id_field.clone(),
+            source: args.source.clone(),
+            keep: args.keep.clone(),
+        });
+    }
+    if args.out.is_some() {
+        options.out = args.out.clone();
+    }
+    options.where_sql = args.where_sql.clone().or(options.where_sql);
+    options.part_size_mb = args.part_size_mb.or(options.part_size_mb);
+    options.row_group_mb = args.row_group_mb.or(options.row_group_mb);
+    options.min_chars = args.min_chars.or(options.min_chars);
+    options.threads = args.threads.or(options.threads);
+    if args.no_dedup {
+        options.dedup = Some(false);
+    }
+    if let Some(on_error) = &args.on_error {
+        options.on_error = Some(if on_error == "fail" { OnError::Fail } else { OnError::Skip });
+    }
+    let config = options.resolve(&origin, args.shard.unwrap_or(Shard::ALL))?;
+    let run_options = RunOptions { force: args.force, merge_only: args.merge };
+
+    let progress = Progress::new(global, "ingest", 0, Unit::Bytes);
+    // Test hook: exit abruptly (no cleanup, like a kill) after this many chunks are committed,
+    // so the resume tests can interrupt a real run at a known point.
+    let kill_after: Option<usize> = std::env::var("TINYFORGE_TEST_KILL_AFTER_CHUNKS").ok().and_then(|v| v.parse().ok());
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let on_event = |event: Event| match event {
+        Event::Planned { bytes, .. } => progress.set_total(bytes),
+        Event::Bytes(bytes) => progress.inc(bytes),
+        Event::ChunkDone { resumed, .. } => {
+            let count = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if !resumed && kill_after.is_some_and(|k| count >= k) {
+                std::process::abort();
+            }
+        }
+        Event::Finalizing => progress.message("merging"),
+    };
+    let report = tinyforge_ingest::ingest(&config, &run_options, &on_event).with_context(|| format!("ingest into {}", config.out.display()))?;
+    progress.finish();
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
