@@ -1,0 +1,416 @@
+//! Loss-aware selection of the next round (the paper's multiple-round training, §6.2).
+//!
+//! One streaming pass over the loss tables checks that every unit the previous plan trained on
+//! has exactly one loss (a bitmap of one bit per unit), and either scores units as they come or
+//! sums them into their batches. Drawing k of N items without replacement with probabilities
+//! proportional to `exp(loss/τ)` (successive sampling, `torch.multinomial(p, k, replacement=False)`)
+//! is the same as keeping the k largest of `loss/τ + G`, G standard Gumbel noise (Gumbel-top-k).
+//! The noise is a keyed hash of (seed, round, batch or unit id), so the draw is deterministic and
+//! independent of the order of the rows.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::keyed::{Permutation, derive_key, gumbel, mix64, tag};
+use crate::locate::Locator;
+use crate::losses::LossTableReader;
+use crate::plan::{
+    ListOrder, Plan, PlanHeader, PlanOrder, SelectionInfo, UnitRef, temporary_path, write_header,
+};
+use crate::topk::TopK;
+
+/// How items are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// p ∝ softmax(loss / τ), drawn without replacement (Gumbel-top-k).
+    Softmax,
+    /// The highest losses, deterministically.
+    TopLoss,
+    /// Uniform without replacement (ablation baseline).
+    Uniform,
+}
+
+/// What is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Whole batches of the previous plan, scored by the mean loss of their units (the paper).
+    Batch,
+    /// Single units, scored by their own loss.
+    Unit,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Softmax => "softmax-loss",
+            Method::TopLoss => "top-loss",
+            Method::Uniform => "uniform",
+        }
+    }
+}
+
+impl Level {
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Batch => "batch",
+            Level::Unit => "unit",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SelectConfig {
+    pub method: Method,
+    pub level: Level,
+    /// Share r of the previous round's batches (or units) to draw.
+    pub fraction: f64,
+    /// τ in softmax(loss / τ).
+    pub temperature: f64,
+    pub seed: u64,
+    pub order: ListOrder,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SelectReport {
+    pub plan: PathBuf,
+    pub units_file: PathBuf,
+    pub round: u16,
+    pub method: &'static str,
+    pub level: &'static str,
+    pub loss_rows: u64,
+    /// Batches (or units) that could be drawn, and how many were.
+    pub candidates: u64,
+    pub selected: u64,
+    pub steps: u64,
+    pub units: u64,
+    pub mean_loss_all: f64,
+    /// Mean loss of the drawn batches (batch level only: the unit level keeps no losses).
+    pub mean_loss_selected: Option<f64>,
+}
+
+/// Rows read so far and in all.
+pub type ProgressFn<'a> = dyn FnMut(u64, u64) + 'a;
+
+/// Draws the next round from `previous` and its loss tables, writing the plan header to `out`
+/// and its unit list beside it (`out` with the extension `units`).
+pub fn select_next_round(
+    previous: &Plan,
+    loss_tables: &[PathBuf],
+    out: &Path,
+    config: &SelectConfig,
+    progress: &mut ProgressFn<'_>,
+) -> Result<SelectReport> {
+    if !(config.fraction > 0.0 && config.fraction <= 1.0) {
+        return Err(Error::Config(format!(
+            "fraction {} is not in (0, 1]",
+            config.fraction
+        )));
+    }
+    if !(config.temperature.is_finite() && config.temperature > 0.0) {
+        return Err(Error::Config(format!(
+            "temperature {} is not positive",
+            config.temperature
+        )));
+    }
+    if loss_tables.is_empty() {
+        return Err(Error::Config("no loss table given".into()));
+    }
+    let round = previous
+        .round()
+        .checked_add(1)
+        .ok_or_else(|| Error::Config("round 65535 is the last".into()))?;
+    let batch = previous.batch_units() as u64;
+    let steps = previous.num_steps();
+    let distinct = previous.distinct_units();
+    let (candidates, k) = match config.level {
+        Level::Batch => (
+            steps,
+            ((config.fraction * steps as f64).round() as u64).min(steps),
+        ),
+        Level::Unit => (
+            distinct,
+            ((config.fraction * distinct as f64).floor() as u64 / batch) * batch,
+        ),
+    };
+    if k == 0 {
+        return Err(Error::Config(format!(
+            "a fraction of {} of {candidates} {}s selects nothing{}",
+            config.fraction,
+            config.level.name(),
+            if config.level == Level::Unit {
+                format!(" (whole batches of {batch})")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    let inverse_temperature = 1.0 / config.temperature;
+    let gumbel_tag = if config.level == Level::Batch {
+        tag::GUMBEL_BATCH
+    } else {
+        tag::GUMBEL_UNIT
+    };
+    let noise_key = derive_key(&[config.seed, round as u64, gumbel_tag]);
+    let key_of = |loss: f64, id: u64| -> f64 {
+        match config.method {
+            Method::Softmax => loss * inverse_temperature + gumbel(mix64(noise_key ^ mix64(id))),
+            Method::TopLoss => loss,
+            Method::Uniform => gumbel(mix64(noise_key ^ mix64(id))),
+        }
+    };
+
+    let locator = Locator::new(previous)?;
+    let pools: Vec<u64> = previous.pools().iter().map(|p| p.units).collect();
+    let mut seen = vec![0u64; previous.total_units().div_ceil(64) as usize];
+    let mut batch_sums = if config.level == Level::Batch {
+        vec![0f64; steps as usize]
+    } else {
+        Vec::new()
+    };
+    let mut top = TopK::new(if config.level == Level::Unit {
+        k as usize
+    } else {
+        0
+    });
+    let mut positions = Vec::with_capacity(4);
+    let mut rows = 0u64;
+    let mut loss_sum = 0f64;
+    let mut total_rows = 0u64;
+    let mut readers = Vec::with_capacity(loss_tables.len());
+    for path in loss_tables {
+        let reader = LossTableReader::open(path)?;
+        total_rows += reader.rows();
+        readers.push(reader);
+    }
+    for reader in readers {
+        let path = reader.path().to_path_buf();
+        for chunk in reader {
+            let chunk = chunk?;
+            let units = chunk.units.values();
+            let losses = chunk.losses.values();
+            for i in 0..chunk.len() {
+                let row = chunk.first_row + i as u64;
+                let unit = UnitRef {
+                    pool: chunk.pool(i),
+                    unit: units[i],
+                };
+                let pool_units = pools.get(unit.pool as usize).copied().unwrap_or(0);
+                if unit.unit >= pool_units {
+                    return Err(Error::UnknownUnit {
+                        path,
+                        row,
+                        pool: unit.pool as u32,
+                        unit: unit.unit,
+                        units: pool_units,
+                    });
+                }
+                let loss = losses[i];
+                if !loss.is_finite() {
+                    return Err(Error::NonFiniteLoss {
+                        path,
+                        row,
+                        unit: unit.unit,
+                        loss,
+                    });
+                }
+                let global = previous.global_id(unit);
+                let (word, bit) = ((global / 64) as usize, 1u64 << (global % 64));
+                if seen[word] & bit != 0 {
+                    return Err(Error::DuplicateUnit {
+                        path,
+                        row,
+                        pool: unit.pool as u32,
+                        unit: unit.unit,
+                    });
+                }
+                seen[word] |= bit;
+                positions.clear();
+                locator.positions_of(unit, &mut positions);
+                let Some(&first) = positions.first() else {
+                    return Err(Error::UnitNotInPlan {
+                        path,
+                        row,
+                        pool: unit.pool as u32,
+                        unit: unit.unit,
+                    });
+                };
+                let loss = loss as f64;
+                loss_sum += loss;
+                match config.level {
+                    Level::Batch => {
+                        for &p in &positions {
+                            batch_sums[(p / batch) as usize] += loss;
+                        }
+                    }
+                    // Keyed by the global unit id: the unit keeps its noise whatever its position.
+                    Level::Unit => top.push(key_of(loss, global), first),
+                }
+            }
+            rows += chunk.len() as u64;
+            progress(rows, total_rows);
+        }
+    }
+    if rows != distinct {
+        return Err(first_missing(
+            previous,
+            &seen,
+            distinct - rows.min(distinct),
+        ));
+    }
+
+    let (selected_positions, mean_loss_selected): (Vec<u64>, Option<f64>) = match config.level {
+        Level::Batch => {
+            let mut top = TopK::new(k as usize);
+            for (b, &sum) in batch_sums.iter().enumerate() {
+                top.push(key_of(sum / batch as f64, b as u64), b as u64);
+            }
+            let mut chosen = top.into_ids();
+            chosen.sort_unstable();
+            let mean = chosen
+                .iter()
+                .map(|&b| batch_sums[b as usize] / batch as f64)
+                .sum::<f64>()
+                / chosen.len() as f64;
+            (chosen, Some(mean))
+        }
+        Level::Unit => {
+            let mut chosen = top.into_ids();
+            chosen.sort_unstable();
+            (chosen, None)
+        }
+    };
+    drop(batch_sums);
+    drop(seen);
+
+    // Position j of the selection (ascending in the previous plan) → previous plan position.
+    let units = k * if config.level == Level::Batch {
+        batch
+    } else {
+        1
+    };
+    let previous_position = |j: u64| -> u64 {
+        match config.level {
+            Level::Batch => selected_positions[(j / batch) as usize] * batch + j % batch,
+            Level::Unit => selected_positions[j as usize],
+        }
+    };
+    let width: u8 = if previous.total_units() <= u32::MAX as u64 {
+        4
+    } else {
+        8
+    };
+    let units_path = out.with_extension("units");
+    let units_file = units_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Config(format!("{} has no file name", out.display())))?;
+    let shuffle = Permutation::new(
+        units,
+        derive_key(&[config.seed, round as u64, tag::SHUFFLE]),
+    );
+    let tmp = temporary_path(&units_path);
+    {
+        let mut writer = BufWriter::with_capacity(1 << 20, fs_err::File::create(&tmp)?);
+        // A list plan is read one unit at a time; gather its ids in selection order first
+        // (sequential reads) instead of seeking per unit.
+        let gathered: Option<Vec<u64>> = if previous.is_permutation() {
+            None
+        } else {
+            let mut ids = Vec::with_capacity(units as usize);
+            for j in 0..units {
+                ids.push(previous.global_id(previous.unit_at(previous_position(j))?));
+            }
+            Some(ids)
+        };
+        for i in 0..units {
+            let j = match config.order {
+                ListOrder::Kept => i,
+                ListOrder::Shuffled => shuffle.apply(i),
+            };
+            let id = match &gathered {
+                Some(ids) => ids[j as usize],
+                None => previous.global_id(previous.unit_at(previous_position(j))?),
+            };
+            if width == 4 {
+                writer.write_all(&(id as u32).to_le_bytes())?;
+            } else {
+                writer.write_all(&id.to_le_bytes())?;
+            }
+        }
+        writer.flush()?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+    }
+    fs_err::rename(&tmp, &units_path)?;
+
+    let header = PlanHeader {
+        format: crate::plan::PLAN_FORMAT.into(),
+        version: crate::plan::PLAN_VERSION,
+        seed: config.seed,
+        round,
+        seq_len: previous.seq_len(),
+        batch_units: previous.batch_units(),
+        steps: units / batch,
+        pools: previous.pools().to_vec(),
+        order: PlanOrder::List {
+            file: units_file,
+            id_width: width,
+            units,
+            order: config.order,
+        },
+        selection: Some(SelectionInfo {
+            method: config.method.name().into(),
+            level: config.level.name().into(),
+            fraction: config.fraction,
+            temperature: config.temperature,
+            seed: config.seed,
+            from_plan: previous.path().display().to_string(),
+            from_round: previous.round(),
+            loss_tables: loss_tables
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            candidates,
+            selected: k,
+        }),
+    };
+    write_header(out, &header)?;
+    Ok(SelectReport {
+        plan: out.to_path_buf(),
+        units_file: units_path,
+        round,
+        method: config.method.name(),
+        level: config.level.name(),
+        loss_rows: rows,
+        candidates,
+        selected: k,
+        steps: units / batch,
+        units,
+        mean_loss_all: loss_sum / rows as f64,
+        mean_loss_selected,
+    })
+}
+
+/// The error for loss tables that miss `missing` units: names the first in plan order.
+fn first_missing(plan: &Plan, seen: &[u64], missing: u64) -> Error {
+    for position in 0..plan.num_positions() {
+        let Ok(unit) = plan.unit_at(position) else {
+            break;
+        };
+        let global = plan.global_id(unit);
+        if seen[(global / 64) as usize] & (1u64 << (global % 64)) == 0 {
+            return Error::MissingUnits {
+                missing,
+                pool: unit.pool as u32,
+                unit: unit.unit,
+                position,
+            };
+        }
+    }
+    Error::Internal(format!(
+        "{missing} units missing but none found in the plan"
+    ))
+}
