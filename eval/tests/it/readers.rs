@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ListBuilder, StringBuilder, StructArray};
+use arrow::array::{Array, ArrayRef, ListBuilder, StringBuilder, StructArray};
 use arrow::datatypes::{DataType, Field, Fields, Schema};
 use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
@@ -170,7 +170,7 @@ fn malformed_arrow_row_names_file_and_row() {
     let list = |name: &str| Field::new(name, DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))), true);
     let choices = StructArray::new(
         Fields::from(vec![list("text"), list("label")]),
-        vec![Arc::new(text.finish()), Arc::new(label.finish())],
+        vec![Arc::new(text.finish()) as ArrayRef, Arc::new(label.finish()) as ArrayRef],
         None,
     );
     let schema = Arc::new(Schema::new(vec![
@@ -182,10 +182,10 @@ fn malformed_arrow_row_names_file_and_row() {
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![
-            Arc::new(arrow::array::StringArray::from(vec!["q1", "q2"])),
-            Arc::new(arrow::array::StringArray::from(vec!["Sky?", "Sea?"])),
-            Arc::new(choices),
-            Arc::new(arrow::array::StringArray::from(vec!["B", "Z"])),
+            Arc::new(arrow::array::StringArray::from(vec!["q1", "q2"])) as ArrayRef,
+            Arc::new(arrow::array::StringArray::from(vec!["Sky?", "Sea?"])) as ArrayRef,
+            Arc::new(choices) as ArrayRef,
+            Arc::new(arrow::array::StringArray::from(vec!["B", "Z"])) as ArrayRef,
         ],
     )
     .unwrap();
