@@ -8,8 +8,9 @@
 #   DEVICE=cpu bench/train-gpu/run.sh         # CPU-sized: the tiny shape (dim 64, 2 layers)
 #
 # Environment: TINYFORGE (binary; default target/debug/tinyforge, built with
-# `cargo build --features train`), PYTHON (a python with torch 2.11; default .venv/bin/python,
-# else python3), MODEL, SEQ, BATCH, MICRO, STEPS, MODES ("eager compile"), OUT (logs folder).
+# `cargo build --features train`; or the lighter example binary target/debug/examples/synthetic
+# from `cargo build -p tinyforge-train --example synthetic`), PYTHON (a python with torch 2.11;
+# default .venv/bin/python, else python3), MODEL, SEQ, BATCH, MICRO, STEPS, MODES ("eager compile"), OUT (logs folder).
 # On a GPU machine with its own PyTorch (e.g. a lent H100/H200 whose python3 holds torch 2.11.0)
 # carry a built binary and point TINYFORGE at it: the script puts that python's torch/lib on
 # LD_LIBRARY_PATH so the binary finds the same libtorch it was built against.
@@ -45,8 +46,12 @@ echo "# torch: $("$PYTHON" -c 'import torch; print(torch.__version__, "threads",
 [[ "$DEVICE" == cuda ]] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 echo "## tinyforge"
-"$TINYFORGE" train --synthetic --model "$MODEL_FILE" --seq-len "$SEQ" --batch-size "$BATCH" \
-  --micro-batch "$MICRO" --steps "$STEPS" --device "$DEVICE" --progress none > "$OUT/tinyforge.json"
+if [[ "$(basename "$TINYFORGE")" == synthetic* ]]; then
+  "$TINYFORGE" "$MODEL_FILE" "$SEQ" "$BATCH" "$MICRO" "$STEPS" "$DEVICE" > "$OUT/tinyforge.json"
+else
+  "$TINYFORGE" train --synthetic --model "$MODEL_FILE" --seq-len "$SEQ" --batch-size "$BATCH" \
+    --micro-batch "$MICRO" --steps "$STEPS" --device "$DEVICE" --progress none > "$OUT/tinyforge.json"
+fi
 cat "$OUT/tinyforge.json"
 
 for mode in $MODES; do

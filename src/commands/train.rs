@@ -122,10 +122,13 @@ pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 
 fn synthetic(mut opts: TrainOptions, global: &GlobalArgs) -> anyhow::Result<()> {
     let steps = opts.max_steps.take().unwrap_or(13);
-    opts.data.get_or_insert_with(|| "(synthetic)".into());
-    opts.out.get_or_insert_with(|| {
-        std::env::temp_dir().join(format!("tinyforge-synthetic-{}", std::process::id()))
-    });
+    if opts.data.is_none() {
+        opts.data = Some("(synthetic)".into());
+    }
+    if opts.out.is_none() {
+        let dir = format!("tinyforge-synthetic-{}", std::process::id());
+        opts.out = Some(std::env::temp_dir().join(dir));
+    }
     // Random tokens need no tokenizer: a model config without a vocabulary gets a byte-sized one.
     let cfg = opts.resolve(Some(256))?;
     let mut reporter = Reporter::new(global);
@@ -133,7 +136,7 @@ fn synthetic(mut opts: TrainOptions, global: &GlobalArgs) -> anyhow::Result<()> 
     let report = tinyforge_train::synthetic_run(
         &cfg.run,
         steps,
-        3.min(steps.saturating_sub(1)),
+        3u64.min(steps.saturating_sub(1)),
         &mut reporter,
     )?;
     reporter.progress.finish();
