@@ -53,6 +53,8 @@ pub enum Command {
     // Each stage adds one variant here and one arm in `run` below.
     Ingest(commands::ingest::IngestArgs),
     Stats(commands::stats::StatsArgs),
+    /// Zero-/few-shot benchmarks (ARC, HellaSwag, C3, MMLU, ...) and perplexity of a checkpoint.
+    Eval(commands::eval::EvalArgs),
     /// Encode a documents folder into token shards (zstd frames, manifest, checksums).
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Merge, verify or inspect token-shard datasets.
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Ingest(args) => commands::ingest::run(args, &global),
         Command::Stats(args) => commands::stats::run(args, &global),
+        Command::Eval(args) => commands::eval::run(args, &global),
         Command::Tokenize(args) => commands::tokenize::run(args, &global),
         Command::Shards(args) => commands::shards::run(args, &global),
         #[cfg(feature = "train")]

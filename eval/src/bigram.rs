@@ -15,20 +15,34 @@ pub struct BigramModel {
 
 impl BigramModel {
     /// Counts consecutive pairs of every sequence; ids must be below `vocab`.
-    pub fn fit(sequences: &[Vec<u32>], vocab: usize, alpha: f64, max_length: usize) -> Result<Self> {
+    pub fn fit(
+        sequences: &[Vec<u32>],
+        vocab: usize,
+        alpha: f64,
+        max_length: usize,
+    ) -> Result<Self> {
         let mut counts = vec![0u32; vocab * vocab];
         let mut row_totals = vec![0u64; vocab];
         for sequence in sequences {
             for pair in sequence.windows(2) {
                 let (a, b) = (pair[0] as usize, pair[1] as usize);
                 if a >= vocab || b >= vocab {
-                    return Err(Error::Config(format!("token id {} outside the vocabulary of {vocab}", a.max(b))));
+                    return Err(Error::Config(format!(
+                        "token id {} outside the vocabulary of {vocab}",
+                        a.max(b)
+                    )));
                 }
                 counts[a * vocab + b] += 1;
                 row_totals[a] += 1;
             }
         }
-        Ok(BigramModel { vocab, counts, row_totals, alpha, max_length })
+        Ok(BigramModel {
+            vocab,
+            counts,
+            row_totals,
+            alpha,
+            max_length,
+        })
     }
 
     /// ln p(next | previous).

@@ -13,7 +13,11 @@ pub enum Error {
     /// A benchmark item that cannot be turned into a multiple-choice question. `location` is
     /// `line N` for text formats and `row N` for Arrow tables (both 1-based).
     #[error("{}:{location}: malformed item: {message}", path.display())]
-    Malformed { path: PathBuf, location: String, message: String },
+    Malformed {
+        path: PathBuf,
+        location: String,
+        message: String,
+    },
 
     /// A file that cannot be parsed at all (broken JSON, an unreadable Arrow stream).
     #[error("{}: {message}", path.display())]
@@ -51,10 +55,17 @@ impl Error {
         location: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        Error::Malformed { path: path.into(), location: location.into(), message: message.into() }
+        Error::Malformed {
+            path: path.into(),
+            location: location.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn parse(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
-        Error::Parse { path: path.into(), message: message.to_string() }
+        Error::Parse {
+            path: path.into(),
+            message: message.to_string(),
+        }
     }
 }

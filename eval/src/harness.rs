@@ -28,7 +28,12 @@ pub struct EvalOptions {
 
 impl Default for EvalOptions {
     fn default() -> Self {
-        EvalOptions { shots: 0, seed: 1234, limit: None, batch_tokens: 16_384 }
+        EvalOptions {
+            shots: 0,
+            seed: 1234,
+            limit: None,
+            batch_tokens: 16_384,
+        }
     }
 }
 
@@ -64,10 +69,17 @@ pub fn score_requests(
         let longest = length(unique[order[start]]).max(1);
         let fit = (batch_tokens / longest).max(1);
         let end = (start + fit).min(order.len());
-        let batch: Vec<Request> = order[start..end].iter().map(|&i| unique[i].clone()).collect();
+        let batch: Vec<Request> = order[start..end]
+            .iter()
+            .map(|&i| unique[i].clone())
+            .collect();
         let scored = model.loglikelihood(&batch)?;
         if scored.len() != batch.len() {
-            return Err(Error::Internal(format!("model returned {} scores for {} requests", scored.len(), batch.len())));
+            return Err(Error::Internal(format!(
+                "model returned {} scores for {} requests",
+                scored.len(),
+                batch.len()
+            )));
         }
         for (&i, score) in order[start..end].iter().zip(scored) {
             results[i] = score;
@@ -88,7 +100,9 @@ pub fn evaluate_task(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TaskResult> {
     let started = Instant::now();
-    let n = options.limit.map_or(task.items.len(), |l| l.min(task.items.len()));
+    let n = options
+        .limit
+        .map_or(task.items.len(), |l| l.min(task.items.len()));
     let mut requests = Vec::new();
     // (item index, first request, number of choices, continuation byte lengths)
     let mut spans = Vec::with_capacity(n);
@@ -97,7 +111,11 @@ pub fn evaluate_task(
         let contexts = render_contexts(task, index, options.shots, options.seed);
         let first = requests.len();
         for choice in 0..item.num_choices() {
-            let context = if contexts.len() == 1 { &contexts[0] } else { &contexts[choice] };
+            let context = if contexts.len() == 1 {
+                &contexts[0]
+            } else {
+                &contexts[choice]
+            };
             requests.push(encode_pair(encoder, context, &item.continuations[choice])?);
         }
         spans.push((index, first));
@@ -108,12 +126,24 @@ pub fn evaluate_task(
         .map(|(index, first)| {
             let item = &task.items[index];
             let choices = item.num_choices();
-            let loglikelihoods: Vec<f64> = scores[first..first + choices].iter().map(|s| s.0).collect();
+            let loglikelihoods: Vec<f64> =
+                scores[first..first + choices].iter().map(|s| s.0).collect();
             let bytes: Vec<usize> = item.continuations.iter().map(String::len).collect();
             ItemOutcome::new(item.id.clone(), item.gold, loglikelihoods, &bytes)
         })
         .collect();
-    let unique = requests.iter().collect::<std::collections::HashSet<_>>().len();
+    let unique = requests
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let tokens: usize = requests.iter().map(|r| r.1.len()).sum();
-    Ok(summarize(task, options.shots, outcomes, requests.len(), unique, tokens, started.elapsed().as_secs_f64()))
+    Ok(summarize(
+        task,
+        options.shots,
+        outcomes,
+        requests.len(),
+        unique,
+        tokens,
+        started.elapsed().as_secs_f64(),
+    ))
 }

@@ -31,13 +31,21 @@ impl McItem {
 
     /// The context choice `i` is scored after.
     pub fn context(&self, choice: usize) -> &str {
-        if self.contexts.len() == 1 { &self.contexts[0] } else { &self.contexts[choice] }
+        if self.contexts.len() == 1 {
+            &self.contexts[0]
+        } else {
+            &self.contexts[choice]
+        }
     }
 
     /// The item rendered as a solved example for a few-shot prompt: the gold choice's context
     /// followed by the gold continuation.
     pub fn solved(&self) -> String {
-        format!("{}{}", self.context(self.gold), self.continuations[self.gold])
+        format!(
+            "{}{}",
+            self.context(self.gold),
+            self.continuations[self.gold]
+        )
     }
 
     /// Checks the invariants the harness relies on; readers call it so a broken item is
@@ -51,7 +59,10 @@ impl McItem {
             return Err(format!("{} contexts for {n} choices", self.contexts.len()));
         }
         if self.gold >= n {
-            return Err(format!("gold index {} out of range for {n} choices", self.gold));
+            return Err(format!(
+                "gold index {} out of range for {n} choices",
+                self.gold
+            ));
         }
         if self.continuations.iter().any(String::is_empty) {
             return Err("empty choice".to_string());
@@ -85,5 +96,9 @@ pub(crate) fn chance(items: &[McItem]) -> f64 {
     if items.is_empty() {
         return 0.0;
     }
-    items.iter().map(|item| 1.0 / item.num_choices() as f64).sum::<f64>() / items.len() as f64
+    items
+        .iter()
+        .map(|item| 1.0 / item.num_choices() as f64)
+        .sum::<f64>()
+        / items.len() as f64
 }

@@ -30,7 +30,10 @@ pub use item::{McItem, Task};
 pub use llama::{LlamaConfig, LlamaModel};
 pub use metrics::{ItemOutcome, TaskResult, mean_and_stderr, primary_metric};
 pub use model::{ByteTokenizer, HfTokenizer, LanguageModel, Request, TextEncoder, request_window};
-pub use perplexity::{PerplexityResult, perplexity_of_dataset, perplexity_of_texts, perplexity_of_windows, rolling_requests};
+pub use perplexity::{
+    PerplexityResult, perplexity_of_dataset, perplexity_of_texts, perplexity_of_windows,
+    rolling_requests,
+};
 pub use prompt::{encode_pair, render_contexts};
 pub use report::{ABLATION_TASKS, AblationAverage, Report};
 pub use tasks::{DataDirs, KNOWN_TASKS, load_task};

@@ -59,7 +59,8 @@ fn default_act() -> String {
 
 impl LlamaConfig {
     pub fn head_dim(&self) -> usize {
-        self.head_dim.unwrap_or(self.hidden_size / self.num_attention_heads)
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads)
     }
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -92,13 +93,29 @@ impl Linear {
 
 /// `y[m, n] = x[m, k] · w[n, k]^T`.
 fn matmul_transposed(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut [f32]) {
-    assert!(x.len() >= m * k && w.len() >= n * k && y.len() >= m * n, "matmul shapes");
+    assert!(
+        x.len() >= m * k && w.len() >= n * k && y.len() >= m * n,
+        "matmul shapes"
+    );
     // SAFETY: the assert above bounds every index sgemm touches: x is m×k with row stride k,
     // w^T is read as k×n with strides (1, k) over w's n×k storage, y is m×n with row stride n.
     #[allow(unsafe_code)]
     unsafe {
         matrixmultiply::sgemm(
-            m, k, n, 1.0, x.as_ptr(), k as isize, 1, w.as_ptr(), 1, k as isize, 0.0, y.as_mut_ptr(), n as isize, 1,
+            m,
+            k,
+            n,
+            1.0,
+            x.as_ptr(),
+            k as isize,
+            1,
+            w.as_ptr(),
+            1,
+            k as isize,
+            0.0,
+            y.as_mut_ptr(),
+            n as isize,
+            1,
         );
     }
 }
@@ -135,32 +152,47 @@ struct TensorSource {
 
 impl TensorSource {
     fn open(dir: &Path) -> Result<Self> {
-        let bad = |message: String| Error::Checkpoint { path: dir.to_path_buf(), message };
+        let bad = |message: String| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message,
+        };
         let index = dir.join("model.safetensors.index.json");
         let names: Vec<String> = if index.exists() {
             let json: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(&index)?)
                 .map_err(|e| bad(format!("model.safetensors.index.json: {e}")))?;
-            let map = json["weight_map"].as_object().ok_or_else(|| bad("index has no weight_map".into()))?;
-            let mut files: Vec<String> = map.values().filter_map(|v| v.as_str().map(str::to_string)).collect();
+            let map = json["weight_map"]
+                .as_object()
+                .ok_or_else(|| bad("index has no weight_map".into()))?;
+            let mut files: Vec<String> = map
+                .values()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
             files.sort();
             files.dedup();
             files
         } else if dir.join("model.safetensors").exists() {
             vec!["model.safetensors".to_string()]
         } else {
-            return Err(bad("no model.safetensors (or model.safetensors.index.json)".into()));
+            return Err(bad(
+                "no model.safetensors (or model.safetensors.index.json)".into(),
+            ));
         };
         let mut files = BTreeMap::new();
         let mut file_of = HashMap::new();
         for name in names {
             let bytes = fs_err::read(dir.join(&name))?;
-            let tensors = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+            let tensors =
+                SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("{name}: {e}")))?;
             for tensor in tensors.names() {
                 file_of.insert(tensor.to_string(), name.clone());
             }
             files.insert(name, bytes);
         }
-        Ok(TensorSource { dir: dir.to_path_buf(), files, file_of })
+        Ok(TensorSource {
+            dir: dir.to_path_buf(),
+            files,
+            file_of,
+        })
     }
 
     fn has(&self, name: &str) -> bool {
@@ -168,27 +200,61 @@ impl TensorSource {
     }
 
     fn get(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let bad = |message: String| Error::Checkpoint { path: self.dir.clone(), message };
-        let file = self.file_of.get(name).ok_or_else(|| bad(format!("missing tensor {name}")))?;
-        let tensors = SafeTensors::deserialize(&self.files[file]).map_err(|e| bad(format!("{file}: {e}")))?;
-        let view = tensors.tensor(name).map_err(|e| bad(format!("{name}: {e}")))?;
+        let bad = |message: String| Error::Checkpoint {
+            path: self.dir.clone(),
+            message,
+        };
+        let file = self
+            .file_of
+            .get(name)
+            .ok_or_else(|| bad(format!("missing tensor {name}")))?;
+        let tensors =
+            SafeTensors::deserialize(&self.files[file]).map_err(|e| bad(format!("{file}: {e}")))?;
+        let view = tensors
+            .tensor(name)
+            .map_err(|e| bad(format!("{name}: {e}")))?;
         if view.shape() != shape {
-            return Err(bad(format!("tensor {name} has shape {:?}, config implies {shape:?}", view.shape())));
+            return Err(bad(format!(
+                "tensor {name} has shape {:?}, config implies {shape:?}",
+                view.shape()
+            )));
         }
         let data = view.data();
         let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            other => return Err(bad(format!("tensor {name} has dtype {other:?}; expected F32, BF16 or F16"))),
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                return Err(bad(format!(
+                    "tensor {name} has dtype {other:?}; expected F32, BF16 or F16"
+                )));
+            }
         };
         Ok(values)
     }
 
     fn linear(&self, prefix: &str, out: usize, inp: usize, bias: bool) -> Result<Linear> {
         let weight = self.get(&format!("{prefix}.weight"), &[out, inp])?;
-        let bias = if bias { Some(self.get(&format!("{prefix}.bias"), &[out])?) } else { None };
-        Ok(Linear { weight, bias, out, inp })
+        let bias = if bias {
+            Some(self.get(&format!("{prefix}.bias"), &[out])?)
+        } else {
+            None
+        };
+        Ok(Linear {
+            weight,
+            bias,
+            out,
+            inp,
+        })
     }
 }
 
@@ -196,21 +262,35 @@ impl LlamaModel {
     /// Loads `dir/config.json` and its safetensors weights. `max_length` caps the window
     /// (default: the config's `max_position_embeddings`).
     pub fn load(dir: &Path, max_length: Option<usize>) -> Result<Self> {
-        let bad = |message: String| Error::Checkpoint { path: dir.to_path_buf(), message };
+        let bad = |message: String| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message,
+        };
         let config_text = fs_err::read_to_string(dir.join("config.json"))?;
         let config: LlamaConfig =
             serde_json::from_str(&config_text).map_err(|e| bad(format!("config.json: {e}")))?;
         if config.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
-            return Err(bad("rope_scaling is not supported by the CPU forward".into()));
+            return Err(bad(
+                "rope_scaling is not supported by the CPU forward".into()
+            ));
         }
         if config.hidden_act != "silu" {
-            return Err(bad(format!("hidden_act {:?} (only silu is supported)", config.hidden_act)));
+            return Err(bad(format!(
+                "hidden_act {:?} (only silu is supported)",
+                config.hidden_act
+            )));
         }
         if config.num_attention_heads % config.kv_heads() != 0 {
-            return Err(bad("num_attention_heads is not a multiple of num_key_value_heads".into()));
+            return Err(bad(
+                "num_attention_heads is not a multiple of num_key_value_heads".into(),
+            ));
         }
         let source = TensorSource::open(dir)?;
-        let (d, f, v) = (config.hidden_size, config.intermediate_size, config.vocab_size);
+        let (d, f, v) = (
+            config.hidden_size,
+            config.intermediate_size,
+            config.vocab_size,
+        );
         let hd = config.head_dim();
         let (q_out, kv_out) = (config.num_attention_heads * hd, config.kv_heads() * hd);
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
@@ -234,17 +314,34 @@ impl LlamaModel {
         let head = if source.has("lm_head.weight") {
             source.linear("lm_head", v, d, false)?
         } else if config.tie_word_embeddings {
-            Linear { weight: embed.clone(), bias: None, out: v, inp: d }
+            Linear {
+                weight: embed.clone(),
+                bias: None,
+                out: v,
+                inp: d,
+            }
         } else {
-            return Err(bad("missing tensor lm_head.weight (and tie_word_embeddings is false)".into()));
+            return Err(bad(
+                "missing tensor lm_head.weight (and tie_word_embeddings is false)".into(),
+            ));
         };
         let norm = source.get("model.norm.weight", &[d])?;
         // transformers computes the inverse frequencies in float32 from an int64 arange.
         let inv_freq = (0..hd / 2)
             .map(|i| (1.0 / config.rope_theta.powf((2 * i) as f64 / hd as f64)) as f32)
             .collect();
-        let max_length = max_length.unwrap_or(config.max_position_embeddings).min(config.max_position_embeddings);
-        Ok(LlamaModel { config, embed, layers, norm, head, inv_freq, max_length })
+        let max_length = max_length
+            .unwrap_or(config.max_position_embeddings)
+            .min(config.max_position_embeddings);
+        Ok(LlamaModel {
+            config,
+            embed,
+            layers,
+            norm,
+            head,
+            inv_freq,
+            max_length,
+        })
     }
 
     pub fn config(&self) -> &LlamaConfig {
@@ -297,10 +394,20 @@ impl LlamaModel {
             #[allow(unsafe_code)]
             unsafe {
                 matrixmultiply::sgemm(
-                    t, hd, t, scale,
-                    q.as_ptr().add(h * hd), (heads * hd) as isize, 1,
-                    k.as_ptr().add(kvh * hd), 1, (kv_heads * hd) as isize,
-                    0.0, scores.as_mut_ptr(), t as isize, 1,
+                    t,
+                    hd,
+                    t,
+                    scale,
+                    q.as_ptr().add(h * hd),
+                    (heads * hd) as isize,
+                    1,
+                    k.as_ptr().add(kvh * hd),
+                    1,
+                    (kv_heads * hd) as isize,
+                    0.0,
+                    scores.as_mut_ptr(),
+                    t as isize,
+                    1,
                 );
             }
             for i in 0..t {
@@ -321,10 +428,20 @@ impl LlamaModel {
             #[allow(unsafe_code)]
             unsafe {
                 matrixmultiply::sgemm(
-                    t, t, hd, 1.0,
-                    scores.as_ptr(), t as isize, 1,
-                    v.as_ptr().add(kvh * hd), (kv_heads * hd) as isize, 1,
-                    0.0, out.as_mut_ptr().add(h * hd), (heads * hd) as isize, 1,
+                    t,
+                    t,
+                    hd,
+                    1.0,
+                    scores.as_ptr(),
+                    t as isize,
+                    1,
+                    v.as_ptr().add(kvh * hd),
+                    (kv_heads * hd) as isize,
+                    1,
+                    0.0,
+                    out.as_mut_ptr().add(h * hd),
+                    (heads * hd) as isize,
+                    1,
                 );
             }
         }
@@ -339,7 +456,10 @@ impl LlamaModel {
         for &id in tokens {
             let id = id as usize;
             if id >= self.config.vocab_size {
-                return Err(Error::Model(format!("token id {id} outside the vocabulary of {}", self.config.vocab_size)));
+                return Err(Error::Model(format!(
+                    "token id {id} outside the vocabulary of {}",
+                    self.config.vocab_size
+                )));
             }
             x.extend_from_slice(&self.embed[id * d..(id + 1) * d]);
         }
@@ -356,7 +476,11 @@ impl LlamaModel {
             let h = self.rms_norm(&x, &layer.post_norm);
             let gate = layer.gate.forward(&h, t);
             let up = layer.up.forward(&h, t);
-            let act: Vec<f32> = gate.iter().zip(&up).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+            let act: Vec<f32> = gate
+                .iter()
+                .zip(&up)
+                .map(|(&g, &u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
             let down = layer.down.forward(&act, t);
             x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }

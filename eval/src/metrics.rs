@@ -29,11 +29,26 @@ fn argmax(values: impl Iterator<Item = f64>) -> usize {
 }
 
 impl ItemOutcome {
-    pub fn new(id: String, gold: usize, loglikelihoods: Vec<f64>, continuation_bytes: &[usize]) -> Self {
+    pub fn new(
+        id: String,
+        gold: usize,
+        loglikelihoods: Vec<f64>,
+        continuation_bytes: &[usize],
+    ) -> Self {
         let prediction = argmax(loglikelihoods.iter().copied());
-        let prediction_norm =
-            argmax(loglikelihoods.iter().zip(continuation_bytes).map(|(ll, &b)| ll / b.max(1) as f64));
-        ItemOutcome { id, gold, loglikelihoods, prediction, prediction_norm }
+        let prediction_norm = argmax(
+            loglikelihoods
+                .iter()
+                .zip(continuation_bytes)
+                .map(|(ll, &b)| ll / b.max(1) as f64),
+        );
+        ItemOutcome {
+            id,
+            gold,
+            loglikelihoods,
+            prediction,
+            prediction_norm,
+        }
     }
 }
 
@@ -47,7 +62,11 @@ pub fn mean_and_stderr(correct: &[bool]) -> (f64, f64) {
     if n < 2 {
         return (mean, 0.0);
     }
-    let variance = correct.iter().map(|&c| (f64::from(u8::from(c)) - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let variance = correct
+        .iter()
+        .map(|&c| (f64::from(u8::from(c)) - mean).powi(2))
+        .sum::<f64>()
+        / (n - 1) as f64;
     (mean, (variance / n as f64).sqrt())
 }
 
@@ -84,7 +103,11 @@ pub struct TaskResult {
 
 impl TaskResult {
     pub fn primary(&self) -> f64 {
-        if self.primary_metric == "acc" { self.acc } else { self.acc_norm }
+        if self.primary_metric == "acc" {
+            self.acc
+        } else {
+            self.acc_norm
+        }
     }
 }
 
@@ -98,7 +121,10 @@ pub(crate) fn summarize(
     seconds: f64,
 ) -> TaskResult {
     let correct: Vec<bool> = outcomes.iter().map(|o| o.prediction == o.gold).collect();
-    let correct_norm: Vec<bool> = outcomes.iter().map(|o| o.prediction_norm == o.gold).collect();
+    let correct_norm: Vec<bool> = outcomes
+        .iter()
+        .map(|o| o.prediction_norm == o.gold)
+        .collect();
     let (acc, acc_stderr) = mean_and_stderr(&correct);
     let (acc_norm, acc_norm_stderr) = mean_and_stderr(&correct_norm);
     TaskResult {

@@ -23,12 +23,18 @@ pub trait LanguageModel: Sync {
 /// The token window a request is scored over: the last `max_length + 1` tokens of
 /// context + continuation, and how many of its trailing tokens are scored. The model feeds
 /// `window[..len - 1]` and reads the predictions for `window[len - scored..]`.
-pub fn request_window(context: &[u32], continuation: &[u32], max_length: usize) -> Result<(Vec<u32>, usize)> {
+pub fn request_window(
+    context: &[u32],
+    continuation: &[u32],
+    max_length: usize,
+) -> Result<(Vec<u32>, usize)> {
     if continuation.is_empty() {
         return Err(Error::Internal("empty continuation".into()));
     }
     if context.is_empty() {
-        return Err(Error::Internal("empty context (the prefix token was not added)".into()));
+        return Err(Error::Internal(
+            "empty context (the prefix token was not added)".into(),
+        ));
     }
     if continuation.len() > max_length {
         return Err(Error::Config(format!(
@@ -61,20 +67,33 @@ pub struct HfTokenizer {
 }
 
 /// End-of-text spellings, in the order they are looked for.
-const END_OF_TEXT: &[&str] = &["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "<|im_end|>"];
+const END_OF_TEXT: &[&str] = &[
+    "<|endoftext|>",
+    "</s>",
+    "<eos>",
+    "<|end_of_text|>",
+    "<|im_end|>",
+];
 
 impl HfTokenizer {
     /// Loads `path`; the prefix token is `prefix` when given, else the first end-of-text token
     /// the vocabulary has.
     pub fn from_file(path: &Path, prefix: Option<u32>) -> Result<Self> {
-        let tokenizer = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer { path: path.to_path_buf(), message: e.to_string() })?;
+        let tokenizer = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let prefix = match prefix {
             Some(id) => id,
-            None => END_OF_TEXT.iter().find_map(|t| tokenizer.token_to_id(t)).ok_or_else(|| Error::Tokenizer {
-                path: path.to_path_buf(),
-                message: format!("no end-of-text token ({END_OF_TEXT:?}); pass the prefix token id"),
-            })?,
+            None => END_OF_TEXT
+                .iter()
+                .find_map(|t| tokenizer.token_to_id(t))
+                .ok_or_else(|| Error::Tokenizer {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "no end-of-text token ({END_OF_TEXT:?}); pass the prefix token id"
+                    ),
+                })?,
         };
         Ok(HfTokenizer { tokenizer, prefix })
     }
@@ -82,12 +101,17 @@ impl HfTokenizer {
 
 impl TextEncoder for HfTokenizer {
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self.tokenizer.encode(text, false).map_err(|e| Error::Model(format!("tokenizer: {e}")))?;
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Model(format!("tokenizer: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
 
     fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer.decode(ids, false).map_err(|e| Error::Model(format!("tokenizer: {e}")))
+        self.tokenizer
+            .decode(ids, false)
+            .map_err(|e| Error::Model(format!("tokenizer: {e}")))
     }
 
     fn prefix_token(&self) -> u32 {

@@ -28,7 +28,13 @@ pub struct PerplexityResult {
 }
 
 impl PerplexityResult {
-    fn new(documents: usize, windows: usize, tokens: usize, bytes: Option<usize>, nll_nats: f64) -> Self {
+    fn new(
+        documents: usize,
+        windows: usize,
+        tokens: usize,
+        bytes: Option<usize>,
+        nll_nats: f64,
+    ) -> Self {
         let per_token = nll_nats / tokens.max(1) as f64;
         PerplexityResult {
             documents,
@@ -49,8 +55,15 @@ pub fn rolling_requests(tokens: &[u32], prefix: u32, length: usize) -> Vec<Reque
     (0..tokens.len())
         .step_by(length)
         .map(|start| {
-            let context = if start == 0 { prefix } else { tokens[start - 1] };
-            (vec![context], tokens[start..(start + length).min(tokens.len())].to_vec())
+            let context = if start == 0 {
+                prefix
+            } else {
+                tokens[start - 1]
+            };
+            (
+                vec![context],
+                tokens[start..(start + length).min(tokens.len())].to_vec(),
+            )
         })
         .collect()
 }
@@ -73,9 +86,20 @@ pub fn perplexity_of_texts(
         }
         documents += 1;
         bytes += text.len();
-        requests.extend(rolling_requests(&tokens, encoder.prefix_token(), model.max_length()));
+        requests.extend(rolling_requests(
+            &tokens,
+            encoder.prefix_token(),
+            model.max_length(),
+        ));
     }
-    score(model, &requests, documents, Some(bytes), batch_tokens, progress)
+    score(
+        model,
+        &requests,
+        documents,
+        Some(bytes),
+        batch_tokens,
+        progress,
+    )
 }
 
 /// Perplexity of training-style windows (`seq_len + 1` tokens each, as the shard reader's
@@ -96,7 +120,14 @@ pub fn perplexity_of_windows(
         }
         requests.push((window[..1].to_vec(), window[1..].to_vec()));
     }
-    score(model, &requests, requests.len(), bytes, batch_tokens, progress)
+    score(
+        model,
+        &requests,
+        requests.len(),
+        bytes,
+        batch_tokens,
+        progress,
+    )
 }
 
 /// Perplexity of a token dataset (from `tinyforge tokenize`): `max_windows` training units of
@@ -119,7 +150,9 @@ pub fn perplexity_of_dataset(
         .map(|i| {
             // Evenly spaced: unit floor(i * units / take).
             let unit = (u128::from(i) * u128::from(units) / u128::from(take)) as u64;
-            dataset.window(unit, seq_len).map_err(|e| Error::parse(dir, e))
+            dataset
+                .window(unit, seq_len)
+                .map_err(|e| Error::parse(dir, e))
         })
         .collect::<Result<Vec<_>>>()?;
     perplexity_of_windows(model, &windows, encoder, batch_tokens, progress)
@@ -136,7 +169,13 @@ fn score(
     let scores = score_requests(model, requests, batch_tokens, progress)?;
     let nll: f64 = -scores.iter().map(|s| s.0).sum::<f64>();
     let tokens = requests.iter().map(|r| r.1.len()).sum();
-    Ok(PerplexityResult::new(documents, requests.len(), tokens, bytes, nll))
+    Ok(PerplexityResult::new(
+        documents,
+        requests.len(),
+        tokens,
+        bytes,
+        nll,
+    ))
 }
 
 #[cfg(test)]
@@ -147,6 +186,13 @@ mod tests {
     fn windows_cover_every_token_once() {
         let tokens: Vec<u32> = (10..17).collect();
         let requests = rolling_requests(&tokens, 0, 3);
-        assert_eq!(requests, vec![(vec![0], vec![10, 11, 12]), (vec![12], vec![13, 14, 15]), (vec![15], vec![16])]);
+        assert_eq!(
+            requests,
+            vec![
+                (vec![0], vec![10, 11, 12]),
+                (vec![12], vec![13, 14, 15]),
+                (vec![15], vec![16])
+            ]
+        );
     }
 }

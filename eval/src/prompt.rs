@@ -22,17 +22,32 @@ pub fn render_contexts(task: &Task, index: usize, shots: usize, seed: u64) -> Ve
             prefix.push_str(&task.fewshot_delimiter);
         }
     }
-    item.contexts.iter().map(|c| format!("{prefix}{c}")).collect()
+    item.contexts
+        .iter()
+        .map(|c| format!("{prefix}{c}"))
+        .collect()
 }
 
-fn draw_examples<'a>(pool: &'a [McItem], item: &McItem, shots: usize, seed: u64, index: usize) -> Vec<&'a McItem> {
-    let same_group: Vec<&McItem> =
-        pool.iter().filter(|p| !item.group.is_empty() && p.group == item.group && p.id != item.id).collect();
-    let candidates: Vec<&McItem> =
-        if same_group.is_empty() { pool.iter().filter(|p| p.id != item.id).collect() } else { same_group };
+fn draw_examples<'a>(
+    pool: &'a [McItem],
+    item: &McItem,
+    shots: usize,
+    seed: u64,
+    index: usize,
+) -> Vec<&'a McItem> {
+    let same_group: Vec<&McItem> = pool
+        .iter()
+        .filter(|p| !item.group.is_empty() && p.group == item.group && p.id != item.id)
+        .collect();
+    let candidates: Vec<&McItem> = if same_group.is_empty() {
+        pool.iter().filter(|p| p.id != item.id).collect()
+    } else {
+        same_group
+    };
     let k = shots.min(candidates.len());
     // A golden-ratio stride decorrelates neighbouring items' streams.
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut chosen = sample(&mut rng, candidates.len(), k).into_vec();
     // Keep the pool's order so a prompt reads the same whatever the sampler's output order.
     chosen.sort_unstable();
@@ -43,7 +58,11 @@ fn draw_examples<'a>(pool: &'a [McItem], item: &McItem, shots: usize, seed: u64,
 /// the context move to the continuation, the pair is encoded whole and the context's tokens are
 /// cut off its front, so a merge across the boundary is scored the way the model would see it.
 /// An empty context becomes the encoder's prefix token.
-pub fn encode_pair(encoder: &dyn TextEncoder, context: &str, continuation: &str) -> Result<(Vec<u32>, Vec<u32>)> {
+pub fn encode_pair(
+    encoder: &dyn TextEncoder,
+    context: &str,
+    continuation: &str,
+) -> Result<(Vec<u32>, Vec<u32>)> {
     let trimmed = context.trim_end_matches(' ');
     let moved = &context[trimmed.len()..];
     let continuation = format!("{moved}{continuation}");
@@ -74,8 +93,23 @@ mod tests {
     }
 
     fn task() -> Task {
-        let items: Vec<McItem> = (0..20).map(|i| item(&format!("q{i}"), if i < 10 { "x" } else { "y" }, &format!("Q{i}:"), i % 2)).collect();
-        Task { name: "t".into(), split: "test".into(), items: items.clone(), fewshot: items, fewshot_delimiter: "\n\n".into() }
+        let items: Vec<McItem> = (0..20)
+            .map(|i| {
+                item(
+                    &format!("q{i}"),
+                    if i < 10 { "x" } else { "y" },
+                    &format!("Q{i}:"),
+                    i % 2,
+                )
+            })
+            .collect();
+        Task {
+            name: "t".into(),
+            split: "test".into(),
+            items: items.clone(),
+            fewshot: items,
+            fewshot_delimiter: "\n\n".into(),
+        }
     }
 
     #[test]
@@ -93,7 +127,10 @@ mod tests {
         assert!(prompt.ends_with("\n\nQ3:"));
         assert!(!prompt[..prompt.len() - 3].contains("Q3:"), "{prompt}");
         for i in 10..20 {
-            assert!(!prompt.contains(&format!("Q{i}:")), "example from another group in {prompt}");
+            assert!(
+                !prompt.contains(&format!("Q{i}:")),
+                "example from another group in {prompt}"
+            );
         }
         let differs = (0..50).any(|s| render_contexts(&task, 3, 3, s) != a);
         assert!(differs, "the seed changes the examples");
@@ -102,8 +139,14 @@ mod tests {
     #[test]
     fn pair_encoding_moves_trailing_space() {
         let (ctx, cont) = encode_pair(&ByteTokenizer, "Answer: ", "yes").unwrap();
-        assert_eq!(ctx, b"Answer:".iter().map(|&b| u32::from(b)).collect::<Vec<_>>());
-        assert_eq!(cont, b" yes".iter().map(|&b| u32::from(b)).collect::<Vec<_>>());
+        assert_eq!(
+            ctx,
+            b"Answer:".iter().map(|&b| u32::from(b)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            cont,
+            b" yes".iter().map(|&b| u32::from(b)).collect::<Vec<_>>()
+        );
         let (ctx, cont) = encode_pair(&ByteTokenizer, "", "hi").unwrap();
         assert_eq!(ctx, vec![256]);
         assert_eq!(cont, vec![104, 105]);

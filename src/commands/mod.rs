@@ -2,6 +2,7 @@
 //! `run`, which resolves options into the stage's config, calls the stage library, draws
 //! progress and prints the report on stdout.
 
+pub mod eval;
 pub mod ingest;
 pub mod stats;
 pub mod shards;

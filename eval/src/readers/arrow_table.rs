@@ -27,7 +27,11 @@ impl Table {
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::parse(path, format!("reading Arrow IPC stream: {e}")))?;
         let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        Ok(Table { path: path.to_path_buf(), batches, rows })
+        Ok(Table {
+            path: path.to_path_buf(),
+            batches,
+            rows,
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -48,8 +52,16 @@ impl Table {
         let mut chunks = Vec::with_capacity(self.batches.len());
         for batch in &self.batches {
             let column = batch.column_by_name(name).ok_or_else(|| {
-                let names: Vec<_> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-                Error::parse(&self.path, format!("no column {name:?} (columns: {names:?})"))
+                let names: Vec<_> = batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                Error::parse(
+                    &self.path,
+                    format!("no column {name:?} (columns: {names:?})"),
+                )
             })?;
             chunks.push((offset, column.clone()));
             offset += batch.num_rows();
@@ -58,7 +70,8 @@ impl Table {
     }
 
     fn cast_chunk(&self, array: &ArrayRef, to: &DataType, name: &str) -> Result<ArrayRef> {
-        cast(array, to).map_err(|e| Error::parse(&self.path, format!("column {name:?} as {to}: {e}")))
+        cast(array, to)
+            .map_err(|e| Error::parse(&self.path, format!("column {name:?} as {to}: {e}")))
     }
 
     /// A column of strings (numbers and booleans are rendered as text).
@@ -83,7 +96,11 @@ impl Table {
         texts
             .iter()
             .enumerate()
-            .map(|(row, t)| t.trim().parse::<i64>().map_err(|_| self.malformed(row, format!("{name} {t:?} is not an integer"))))
+            .map(|(row, t)| {
+                t.trim()
+                    .parse::<i64>()
+                    .map_err(|_| self.malformed(row, format!("{name} {t:?} is not an integer")))
+            })
             .collect()
     }
 
@@ -112,7 +129,13 @@ impl Table {
                 None => chunk.clone(),
                 Some(f) => {
                     let structs = chunk.as_struct_opt().ok_or_else(|| {
-                        Error::parse(&self.path, format!("column {name:?} is {}, expected a struct", chunk.data_type()))
+                        Error::parse(
+                            &self.path,
+                            format!(
+                                "column {name:?} is {}, expected a struct",
+                                chunk.data_type()
+                            ),
+                        )
                     })?;
                     structs.column_by_name(f).cloned().ok_or_else(|| {
                         Error::parse(&self.path, format!("column {name:?} has no field {f:?}"))
@@ -120,7 +143,13 @@ impl Table {
                 }
             };
             let lists = list_array.as_list_opt::<i32>().ok_or_else(|| {
-                Error::parse(&self.path, format!("column {name:?} is {}, expected a list", list_array.data_type()))
+                Error::parse(
+                    &self.path,
+                    format!(
+                        "column {name:?} is {}, expected a list",
+                        list_array.data_type()
+                    ),
+                )
             })?;
             for i in 0..lists.len() {
                 if lists.is_null(i) {

@@ -31,17 +31,31 @@ pub fn read_c3(path: &Path, genre: &str) -> Result<Vec<McItem>> {
     for element in top_level_elements(&text).map_err(|e| Error::parse(path, e))? {
         let location = format!("line {}", element.line);
         let record: Record = serde_json::from_str(element.text).map_err(|e| {
-            Error::malformed(path, &location, format!("not a C3 record [[passage], [questions], id]: {e}"))
+            Error::malformed(
+                path,
+                &location,
+                format!("not a C3 record [[passage], [questions], id]: {e}"),
+            )
         })?;
         let passage = record.0.join("\n");
         for (number, q) in record.1.iter().enumerate() {
-            let gold = q.choice.iter().position(|c| *c == q.answer).ok_or_else(|| {
-                Error::malformed(
-                    path,
-                    &location,
-                    format!("record {} question {}: answer {:?} is not one of the choices {:?}", record.2, number + 1, q.answer, q.choice),
-                )
-            })?;
+            let gold = q
+                .choice
+                .iter()
+                .position(|c| *c == q.answer)
+                .ok_or_else(|| {
+                    Error::malformed(
+                        path,
+                        &location,
+                        format!(
+                            "record {} question {}: answer {:?} is not one of the choices {:?}",
+                            record.2,
+                            number + 1,
+                            q.answer,
+                            q.choice
+                        ),
+                    )
+                })?;
             let item = McItem {
                 id: format!("{}#{}", record.2, number + 1),
                 group: genre.to_string(),
@@ -51,7 +65,11 @@ pub fn read_c3(path: &Path, genre: &str) -> Result<Vec<McItem>> {
                 gold,
             };
             item.validate().map_err(|m| {
-                Error::malformed(path, &location, format!("record {} question {}: {m}", record.2, number + 1))
+                Error::malformed(
+                    path,
+                    &location,
+                    format!("record {} question {}: {m}", record.2, number + 1),
+                )
             })?;
             items.push(item);
         }

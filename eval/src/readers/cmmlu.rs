@@ -21,7 +21,10 @@ pub fn read_cmmlu_dir(dir: &Path) -> Result<Vec<McItem>> {
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(Error::MissingData { path: dir.to_path_buf(), hint: "no CMMLU *.csv files".into() });
+        return Err(Error::MissingData {
+            path: dir.to_path_buf(),
+            hint: "no CMMLU *.csv files".into(),
+        });
     }
     let mut items = Vec::new();
     for file in files {
@@ -32,13 +35,27 @@ pub fn read_cmmlu_dir(dir: &Path) -> Result<Vec<McItem>> {
 
 /// Reads one CMMLU subject file.
 pub fn read_cmmlu(path: &Path) -> Result<Vec<McItem>> {
-    let subject = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+    let subject = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
     let file = fs_err::File::open(path)?;
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(true).from_reader(file);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(file);
     let header = reader.headers().map_err(|e| Error::parse(path, e))?.clone();
     let column = |name: &str| {
         header.iter().position(|h| h == name).ok_or_else(|| {
-            Error::malformed(path, "line 1", format!("no {name:?} column in header {:?}", header.iter().collect::<Vec<_>>()))
+            Error::malformed(
+                path,
+                "line 1",
+                format!(
+                    "no {name:?} column in header {:?}",
+                    header.iter().collect::<Vec<_>>()
+                ),
+            )
         })
     };
     let question_col = column("Question")?;
@@ -53,21 +70,33 @@ pub fn read_cmmlu(path: &Path) -> Result<Vec<McItem>> {
         let line = record.position().map_or(0, |p| p.line());
         let location = format!("line {line}");
         let field = |col: usize, name: &str| {
-            record.get(col).ok_or_else(|| Error::malformed(path, &location, format!("missing {name} field")))
+            record
+                .get(col)
+                .ok_or_else(|| Error::malformed(path, &location, format!("missing {name} field")))
         };
         let question = field(question_col, "Question")?;
-        let choices: Vec<&str> =
-            choice_cols.iter().zip(LETTERS).map(|(&c, l)| field(c, l)).collect::<Result<_>>()?;
+        let choices: Vec<&str> = choice_cols
+            .iter()
+            .zip(LETTERS)
+            .map(|(&c, l)| field(c, l))
+            .collect::<Result<_>>()?;
         let answer = field(answer_col, "Answer")?.trim();
         let gold = LETTERS.iter().position(|l| *l == answer).ok_or_else(|| {
-            Error::malformed(path, &location, format!("answer {answer:?} is not one of A, B, C, D"))
+            Error::malformed(
+                path,
+                &location,
+                format!("answer {answer:?} is not one of A, B, C, D"),
+            )
         })?;
         let mut context = format!("{}\n", question.trim());
         for (letter, choice) in LETTERS.iter().zip(&choices) {
             context.push_str(&format!("{letter}. {choice}\n"));
         }
         context.push_str("答案：");
-        let id = record.get(0).filter(|s| !s.is_empty()).map_or_else(|| format!("{line}"), str::to_string);
+        let id = record
+            .get(0)
+            .filter(|s| !s.is_empty())
+            .map_or_else(|| format!("{line}"), str::to_string);
         items.push(McItem {
             id: format!("{subject}/{id}"),
             group: subject.clone(),

@@ -8,12 +8,18 @@ use crate::error::{Error, Result};
 use crate::item::McItem;
 
 fn file_stem_id(table: &Table, row: usize) -> String {
-    let name = table.path().parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("row");
+    let name = table
+        .path()
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("row");
     format!("{name}/{}", row + 1)
 }
 
 fn checked(table: &Table, row: usize, item: McItem) -> Result<McItem> {
-    item.validate().map_err(|m| Error::malformed(table.path(), format!("row {}", row + 1), m))?;
+    item.validate()
+        .map_err(|m| Error::malformed(table.path(), format!("row {}", row + 1), m))?;
     Ok(item)
 }
 
@@ -23,7 +29,10 @@ fn item(id: String, context: String, choices: Vec<String>, separator: &str, gold
         group: String::new(),
         preamble: String::new(),
         contexts: vec![context],
-        continuations: choices.into_iter().map(|c| format!("{separator}{c}")).collect(),
+        continuations: choices
+            .into_iter()
+            .map(|c| format!("{separator}{c}"))
+            .collect(),
         gold,
     }
 }
@@ -39,11 +48,25 @@ pub fn read_arc(path: &Path) -> Result<Vec<McItem>> {
     let keys = table.strings("answerKey")?;
     let mut items = Vec::with_capacity(table.num_rows());
     for row in 0..table.num_rows() {
-        let gold = labels[row].iter().position(|l| *l == keys[row]).ok_or_else(|| {
-            Error::malformed(path, format!("row {}", row + 1), format!("answerKey {:?} not among labels {:?}", keys[row], labels[row]))
-        })?;
+        let gold = labels[row]
+            .iter()
+            .position(|l| *l == keys[row])
+            .ok_or_else(|| {
+                Error::malformed(
+                    path,
+                    format!("row {}", row + 1),
+                    format!(
+                        "answerKey {:?} not among labels {:?}",
+                        keys[row], labels[row]
+                    ),
+                )
+            })?;
         let context = format!("Question: {}\nAnswer:", questions[row]);
-        items.push(checked(&table, row, item(ids[row].clone(), context, texts[row].clone(), " ", gold))?);
+        items.push(checked(
+            &table,
+            row,
+            item(ids[row].clone(), context, texts[row].clone(), " ", gold),
+        )?);
     }
     Ok(items)
 }
@@ -78,7 +101,10 @@ fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         None => String::new(),
-        Some(first) => first.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        Some(first) => first
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
     }
 }
 
@@ -96,9 +122,16 @@ pub fn read_hellaswag(path: &Path) -> Result<Vec<McItem>> {
     for row in 0..table.num_rows() {
         let ctx = format!("{} {}", ctx_a[row], capitalize(&ctx_b[row]));
         let context = hellaswag_preprocess(&format!("{}: {ctx}", labels[row]));
-        let choices = endings[row].iter().map(|e| hellaswag_preprocess(e)).collect();
+        let choices = endings[row]
+            .iter()
+            .map(|e| hellaswag_preprocess(e))
+            .collect();
         let gold = usize::try_from(gold[row]).unwrap_or(usize::MAX);
-        items.push(checked(&table, row, item(ids[row].clone(), context, choices, " ", gold))?);
+        items.push(checked(
+            &table,
+            row,
+            item(ids[row].clone(), context, choices, " ", gold),
+        )?);
     }
     Ok(items)
 }
@@ -115,7 +148,11 @@ pub fn read_piqa(path: &Path) -> Result<Vec<McItem>> {
         let context = format!("Question: {}\nAnswer:", goals[row]);
         let gold = usize::try_from(labels[row]).unwrap_or(usize::MAX);
         let choices = vec![sol1[row].clone(), sol2[row].clone()];
-        items.push(checked(&table, row, item(file_stem_id(&table, row), context, choices, " ", gold))?);
+        items.push(checked(
+            &table,
+            row,
+            item(file_stem_id(&table, row), context, choices, " ", gold),
+        )?);
     }
     Ok(items)
 }
@@ -130,7 +167,17 @@ pub fn read_boolq(path: &Path) -> Result<Vec<McItem>> {
     for row in 0..table.num_rows() {
         let context = format!("{}\nQuestion: {}?\nAnswer:", passages[row], questions[row]);
         let choices = vec!["no".to_string(), "yes".to_string()];
-        items.push(checked(&table, row, item(file_stem_id(&table, row), context, choices, " ", usize::from(answers[row])))?);
+        items.push(checked(
+            &table,
+            row,
+            item(
+                file_stem_id(&table, row),
+                context,
+                choices,
+                " ",
+                usize::from(answers[row]),
+            ),
+        )?);
     }
     Ok(items)
 }
@@ -148,18 +195,29 @@ pub fn read_winogrande(path: &Path) -> Result<Vec<McItem>> {
     for row in 0..table.num_rows() {
         let location = format!("row {}", row + 1);
         let sentence = &sentences[row];
-        let blank = sentence.find('_').ok_or_else(|| Error::malformed(path, &location, "sentence has no blank '_'"))?;
+        let blank = sentence
+            .find('_')
+            .ok_or_else(|| Error::malformed(path, &location, "sentence has no blank '_'"))?;
         let gold = match answers[row].as_str() {
             "1" => 0,
             "2" => 1,
-            other => return Err(Error::malformed(path, &location, format!("answer {other:?} is not \"1\" or \"2\""))),
+            other => {
+                return Err(Error::malformed(
+                    path,
+                    &location,
+                    format!("answer {other:?} is not \"1\" or \"2\""),
+                ));
+            }
         };
         let prefix = &sentence[..blank];
         let item = McItem {
             id: file_stem_id(&table, row),
             group: String::new(),
             preamble: String::new(),
-            contexts: vec![format!("{prefix}{}", option1[row]), format!("{prefix}{}", option2[row])],
+            contexts: vec![
+                format!("{prefix}{}", option1[row]),
+                format!("{prefix}{}", option2[row]),
+            ],
             continuations: vec![format!(" {}", sentence[blank + 1..].trim()); 2],
             gold,
         };
@@ -180,7 +238,11 @@ pub fn read_mmlu(path: &Path) -> Result<Vec<McItem>> {
     let mut items = Vec::with_capacity(table.num_rows());
     for row in 0..table.num_rows() {
         if choices[row].len() != 4 {
-            return Err(Error::malformed(path, format!("row {}", row + 1), format!("{} choices, MMLU has 4", choices[row].len())));
+            return Err(Error::malformed(
+                path,
+                format!("row {}", row + 1),
+                format!("{} choices, MMLU has 4", choices[row].len()),
+            ));
         }
         let mut context = format!("{}\n", questions[row].trim());
         for (letter, choice) in super::cmmlu::LETTERS.iter().zip(&choices[row]) {
@@ -191,9 +253,15 @@ pub fn read_mmlu(path: &Path) -> Result<Vec<McItem>> {
         let item = McItem {
             id: format!("{subject}/{}", row + 1),
             group: subject.clone(),
-            preamble: format!("The following are multiple choice questions (with answers) about {}.\n\n", subject.replace('_', " ")),
+            preamble: format!(
+                "The following are multiple choice questions (with answers) about {}.\n\n",
+                subject.replace('_', " ")
+            ),
             contexts: vec![context],
-            continuations: super::cmmlu::LETTERS.iter().map(|l| format!(" {l}")).collect(),
+            continuations: super::cmmlu::LETTERS
+                .iter()
+                .map(|l| format!(" {l}"))
+                .collect(),
             gold: usize::try_from(answers[row]).unwrap_or(usize::MAX),
         };
         items.push(checked(&table, row, item)?);

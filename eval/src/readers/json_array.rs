@@ -56,7 +56,10 @@ pub(crate) fn top_level_elements(text: &str) -> Result<Vec<Element<'_>>, String>
             b']' => {
                 // The closing bracket of the top-level array.
                 if let Some((s, l)) = start.take() {
-                    elements.push(Element { text: text[s..i].trim_end(), line: l });
+                    elements.push(Element {
+                        text: text[s..i].trim_end(),
+                        line: l,
+                    });
                 }
                 let rest = text[i + 1..].trim();
                 if !rest.is_empty() {
@@ -65,8 +68,13 @@ pub(crate) fn top_level_elements(text: &str) -> Result<Vec<Element<'_>>, String>
                 return Ok(elements);
             }
             b',' if depth == 0 => {
-                let (s, l) = start.take().ok_or_else(|| format!("line {line}: empty array element"))?;
-                elements.push(Element { text: text[s..i].trim_end(), line: l });
+                let (s, l) = start
+                    .take()
+                    .ok_or_else(|| format!("line {line}: empty array element"))?;
+                elements.push(Element {
+                    text: text[s..i].trim_end(),
+                    line: l,
+                });
             }
             _ if !b.is_ascii_whitespace() => {
                 start.get_or_insert((i, line));
@@ -87,7 +95,10 @@ mod tests {
         let text = "[\n [1, \"a,]\"],\n {\"k\": [2]},\n 3\n]\n";
         let elements = top_level_elements(text).unwrap();
         let got: Vec<_> = elements.iter().map(|e| (e.text, e.line)).collect();
-        assert_eq!(got, vec![("[1, \"a,]\"]", 2), ("{\"k\": [2]}", 3), ("3", 4)]);
+        assert_eq!(
+            got,
+            vec![("[1, \"a,]\"]", 2), ("{\"k\": [2]}", 3), ("3", 4)]
+        );
     }
 
     #[test]

@@ -25,7 +25,11 @@ struct Line {
 
 pub fn read_jsonl(path: &Path) -> Result<Vec<McItem>> {
     let reader = BufReader::new(fs_err::File::open(path)?);
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("jsonl").to_string();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("jsonl")
+        .to_string();
     let mut items = Vec::new();
     for (index, line) in reader.lines().enumerate() {
         let location = format!("line {}", index + 1);
@@ -33,7 +37,8 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<McItem>> {
         if line.trim().is_empty() {
             continue;
         }
-        let parsed: Line = serde_json::from_str(&line).map_err(|e| Error::malformed(path, &location, e.to_string()))?;
+        let parsed: Line = serde_json::from_str(&line)
+            .map_err(|e| Error::malformed(path, &location, e.to_string()))?;
         let item = McItem {
             id: parsed.id.unwrap_or_else(|| format!("{stem}:{}", index + 1)),
             group: parsed.group.unwrap_or_default(),
@@ -42,7 +47,8 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<McItem>> {
             continuations: parsed.choices,
             gold: parsed.gold,
         };
-        item.validate().map_err(|m| Error::malformed(path, &location, m))?;
+        item.validate()
+            .map_err(|m| Error::malformed(path, &location, m))?;
         items.push(item);
     }
     Ok(items)

@@ -10,6 +10,9 @@ mod olmo;
 
 pub use c3::read_c3;
 pub use cmmlu::{read_cmmlu, read_cmmlu_dir};
-pub use hf::{hellaswag_preprocess, read_arc, read_boolq, read_hellaswag, read_mmlu, read_piqa, read_winogrande};
+pub use hf::{
+    hellaswag_preprocess, read_arc, read_boolq, read_hellaswag, read_mmlu, read_piqa,
+    read_winogrande,
+};
 pub use jsonl::read_jsonl;
 pub use olmo::read_olmo_requests;

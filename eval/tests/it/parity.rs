@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use tinyforge_eval::{ByteTokenizer, EvalOptions, LanguageModel, LlamaModel, Request, encode_pair, evaluate_task, load_task};
+use tinyforge_eval::{
+    ByteTokenizer, EvalOptions, LanguageModel, LlamaModel, Request, encode_pair, evaluate_task,
+    load_task,
+};
 
 use crate::fixtures;
 
@@ -26,12 +29,22 @@ fn harness_requests(task: &tinyforge_eval::Task) -> Vec<Request> {
 }
 
 /// transformers' scores for `requests`, computed now when the project venv has it.
-fn live_reference(checkpoint: &Path, requests: &[Request], max_length: usize) -> Option<Vec<(f64, bool)>> {
+fn live_reference(
+    checkpoint: &Path,
+    requests: &[Request],
+    max_length: usize,
+) -> Option<Vec<(f64, bool)>> {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
     let ok = python.exists()
-        && Command::new(&python).args(["-c", "import torch, transformers"]).output().is_ok_and(|o| o.status.success());
+        && Command::new(&python)
+            .args(["-c", "import torch, transformers"])
+            .output()
+            .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("skipping the live transformers check: {} lacks torch/transformers (run scripts/setup-python)", python.display());
+        eprintln!(
+            "skipping the live transformers check: {} lacks torch/transformers (run scripts/setup-python)",
+            python.display()
+        );
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -44,19 +57,37 @@ fn live_reference(checkpoint: &Path, requests: &[Request], max_length: usize) ->
         .arg(max_length.to_string())
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Some(serde_json::from_slice(&output.stdout).unwrap())
 }
 
 #[test]
 fn cpu_forward_matches_transformers() {
     let checkpoint = fixtures().join("tiny-llama");
-    let reference: Reference =
-        serde_json::from_str(&fs_err::read_to_string(fixtures().join("parity-reference.json")).unwrap()).unwrap();
-    let task = load_task(fixtures().join("parity-items.jsonl").to_str().unwrap(), &tinyforge_eval::DataDirs::from_env()).unwrap();
+    let reference: Reference = serde_json::from_str(
+        &fs_err::read_to_string(fixtures().join("parity-reference.json")).unwrap(),
+    )
+    .unwrap();
+    let task = load_task(
+        fixtures().join("parity-items.jsonl").to_str().unwrap(),
+        &tinyforge_eval::DataDirs::from_env(),
+    )
+    .unwrap();
     let requests = harness_requests(&task);
-    assert_eq!(requests, reference.requests, "the harness builds the requests the reference scored");
-    assert!(requests.iter().any(|r| r.0.len() + r.1.len() > reference.max_length + 1), "some request is truncated");
+    assert_eq!(
+        requests, reference.requests,
+        "the harness builds the requests the reference scored"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.0.len() + r.1.len() > reference.max_length + 1),
+        "some request is truncated"
+    );
 
     let model = LlamaModel::load(&checkpoint, Some(reference.max_length)).unwrap();
     let ours = model.loglikelihood(&requests).unwrap();
@@ -64,17 +95,32 @@ fn cpu_forward_matches_transformers() {
     references.extend(live_reference(&checkpoint, &requests, reference.max_length));
     for expected in &references {
         for (i, (a, b)) in ours.iter().zip(expected).enumerate() {
-            assert!((a.0 - b.0).abs() < 1e-4, "request {i}: ours {} transformers {}", a.0, b.0);
+            assert!(
+                (a.0 - b.0).abs() < 1e-4,
+                "request {i}: ours {} transformers {}",
+                a.0,
+                b.0
+            );
             assert_eq!(a.1, b.1, "request {i}: greedy flag");
         }
     }
 
     // Identical choices: the harness's predictions equal the argmax over transformers' scores.
-    let result = evaluate_task(&task, &model, &ByteTokenizer, &EvalOptions::default(), &mut |_, _| {}).unwrap();
+    let result = evaluate_task(
+        &task,
+        &model,
+        &ByteTokenizer,
+        &EvalOptions::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let mut offset = 0;
     for (item, outcome) in task.items.iter().zip(&result.outcomes) {
         let n = item.num_choices();
-        let theirs: Vec<f64> = references[0][offset..offset + n].iter().map(|s| s.0).collect();
+        let theirs: Vec<f64> = references[0][offset..offset + n]
+            .iter()
+            .map(|s| s.0)
+            .collect();
         let best = (0..n).fold(0, |b, i| if theirs[i] > theirs[b] { i } else { b });
         assert_eq!(outcome.prediction, best, "item {}", item.id);
         offset += n;

