@@ -1,0 +1,230 @@
+//! The counts table: Parquet with `token_id` UInt32, `token` Utf8, `count` UInt64, one row per
+//! token of the base tokenizer (zero counts included), sorted by id. File metadata records the
+//! tokenizer's SHA-256, the shard and the documents/bytes counted, so that `merge` can check
+//! partials belong together and `prune` can refuse counts of another tokenizer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::base::BaseTokenizer;
+use crate::error::{Error, Result};
+use crate::shard::Shard;
+
+const KEY_SHA: &str = "tinyforge.tokenizer_sha256";
+const KEY_SHARD: &str = "tinyforge.shard";
+const KEY_DOCUMENTS: &str = "tinyforge.documents";
+const KEY_BYTES: &str = "tinyforge.bytes";
+
+/// Token counts over the base tokenizer's id space.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counts {
+    /// `counts[id]`; ids no token has stay 0.
+    pub counts: Vec<u64>,
+    /// `tokens[id]`, the token text.
+    pub tokens: Vec<Option<String>>,
+    pub tokenizer_sha256: String,
+    pub shard: Shard,
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Number of distinct tokens that occur at least once.
+    pub fn distinct_used(&self) -> usize {
+        self.counts.iter().filter(|&&c| c > 0).count()
+    }
+
+    /// Writes the table atomically (a temporary file renamed into place).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let schema = Arc::new(schema());
+        let (mut ids, mut tokens, mut counts) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, token) in self.tokens.iter().enumerate() {
+            if let Some(token) = token {
+                ids.push(id as u32);
+                tokens.push(token.as_str());
+                counts.push(self.counts[id]);
+            }
+        }
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(UInt32Array::from(ids)),
+                Arc::new(StringArray::from(tokens)),
+                Arc::new(UInt64Array::from(counts)),
+            ],
+        )
+        .map_err(|e| Error::parquet(path, e))?;
+        let metadata = vec![
+            KeyValue::new(KEY_SHA.into(), self.tokenizer_sha256.clone()),
+            KeyValue::new(KEY_SHARD.into(), self.shard.to_string()),
+            KeyValue::new(KEY_DOCUMENTS.into(), self.documents.to_string()),
+            KeyValue::new(KEY_BYTES.into(), self.bytes.to_string()),
+        ];
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_key_value_metadata(Some(metadata))
+            .build();
+        let tmp = tmp_path(path);
+        let file = fs_err::File::create(&tmp)?;
+        let mut writer =
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(&tmp, e))?;
+        writer.write(&batch).map_err(|e| Error::parquet(&tmp, e))?;
+        writer.close().map_err(|e| Error::parquet(&tmp, e))?;
+        fs_err::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    /// Reads a counts table written by `write` (or by `merge`).
+    pub fn read(path: &Path) -> Result<Self> {
+        let invalid = |message: String| Error::Counts {
+            path: path.to_owned(),
+            message,
+        };
+        let file = fs_err::File::open(path)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
+            .map_err(|e| Error::parquet(path, e))?;
+        let (tokenizer_sha256, shard, documents, bytes) =
+            Self::read_metadata(path, builder.metadata().file_metadata())?;
+        let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
+        let mut counts: Vec<u64> = Vec::new();
+        let mut tokens: Vec<Option<String>> = Vec::new();
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::parquet(path, e))?;
+            let column = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .ok_or_else(|| invalid(format!("no column {name:?}")))
+            };
+            let ids = column("token_id")?
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .ok_or_else(|| invalid("token_id is not UInt32".into()))?;
+            let texts = column("token")?
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| invalid("token is not Utf8".into()))?;
+            let values = column("count")?
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .ok_or_else(|| invalid("count is not UInt64".into()))?;
+            if ids.null_count() + texts.null_count() + values.null_count() > 0 {
+                return Err(invalid("null values".into()));
+            }
+            for row in 0..batch.num_rows() {
+                let id = ids.value(row) as usize;
+                if id >= counts.len() {
+                    counts.resize(id + 1, 0);
+                    tokens.resize(id + 1, None);
+                }
+                if tokens[id].is_some() {
+                    return Err(invalid(format!("token_id {id} appears twice")));
+                }
+                tokens[id] = Some(texts.value(row).to_owned());
+                counts[id] = values.value(row);
+            }
+        }
+        Ok(Self {
+            counts,
+            tokens,
+            tokenizer_sha256,
+            shard,
+            documents,
+            bytes,
+        })
+    }
+
+    /// The tokenizer hash, shard, documents and bytes recorded in a counts file's metadata.
+    pub(crate) fn read_metadata(
+        path: &Path,
+        meta: &parquet::file::metadata::FileMetaData,
+    ) -> Result<(String, Shard, u64, u64)> {
+        let invalid = |message: String| Error::Counts {
+            path: path.to_owned(),
+            message,
+        };
+        let kv = key_values(meta.key_value_metadata());
+        let get = |key: &str| kv.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let sha = get(KEY_SHA).ok_or_else(|| {
+            invalid(format!(
+                "no {KEY_SHA} metadata (not written by `tinyforge vocab count`?)"
+            ))
+        })?;
+        let shard = get(KEY_SHARD)
+            .map(|s| s.parse::<Shard>().map_err(invalid))
+            .transpose()?
+            .unwrap_or_default();
+        let number = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok((sha, shard, number(KEY_DOCUMENTS), number(KEY_BYTES)))
+    }
+
+    /// Checks that these counts were made with `base` and pads them to its id space.
+    pub fn check_against(&mut self, path: &Path, base: &BaseTokenizer) -> Result<()> {
+        let invalid = |message: String| Error::Counts {
+            path: path.to_owned(),
+            message,
+        };
+        if self.tokenizer_sha256 != base.sha256() {
+            return Err(invalid(format!(
+                "counted with tokenizer {} but {} has sha256 {}",
+                self.tokenizer_sha256,
+                base.path().display(),
+                base.sha256()
+            )));
+        }
+        if self.counts.len() > base.id_space() {
+            return Err(invalid(format!(
+                "token_id {} is outside the tokenizer's {} ids",
+                self.counts.len() - 1,
+                base.id_space()
+            )));
+        }
+        self.counts.resize(base.id_space(), 0);
+        self.tokens.resize(base.id_space(), None);
+        for (id, token) in self.tokens.iter().enumerate() {
+            if let Some(token) = token
+                && base.token(id as u32) != Some(token.as_str())
+            {
+                return Err(invalid(format!(
+                    "token_id {id} is {token:?} here but {:?} in the tokenizer",
+                    base.token(id as u32)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn schema() -> Schema {
+    Schema::new(vec![
+        Field::new("token_id", DataType::UInt32, false),
+        Field::new("token", DataType::Utf8, false),
+        Field::new("count", DataType::UInt64, false),
+    ])
+}
+
+fn key_values(kv: Option<&Vec<KeyValue>>) -> Vec<(String, String)> {
+    kv.map(|list| {
+        list.iter()
+            .filter_map(|k| Some((k.key.clone(), k.value.clone()?)))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
