@@ -185,8 +185,8 @@ mod tests {
             let total: f64 = weights.iter().sum();
             for s in 0..500 {
                 let mut sum = 0;
-                for p in 0..weights.len() {
-                    let exact = weights[p] / total * batch as f64;
+                for (p, weight) in weights.iter().enumerate() {
+                    let exact = weight / total * batch as f64;
                     let c = mix.count(p, s);
                     assert!(
                         (c as f64 - exact).abs() < 2.0 - 1e-9,

@@ -86,7 +86,7 @@ fn batch_level_keeps_whole_batches_and_top_loss_takes_the_highest() {
 fn softmax_selection_favours_high_loss_and_ignores_row_order() {
     let dir = tempfile::tempdir().unwrap();
     let plan = single_pool_plan(dir.path(), 4000, 8, 11);
-    let loss = |_: u16, u: u64| if u % 2 == 0 { 4.0 } else { 1.0 };
+    let loss = |_: u16, u: u64| if u.is_multiple_of(2) { 4.0 } else { 1.0 };
     let forward = write_losses(&plan, &dir.path().join("fwd.parquet"), loss);
     // The same rows in reverse order.
     let backward = dir.path().join("bwd.parquet");

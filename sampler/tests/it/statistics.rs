@@ -79,7 +79,7 @@ fn chi_square(
         let mut progress = |_: u64, _: u64| {};
         tinyforge_sampler::select_next_round(
             &plan,
-            &[losses.clone()],
+            std::slice::from_ref(&losses),
             &out,
             &config,
             &mut progress,
