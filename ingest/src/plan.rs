@@ -218,7 +218,7 @@ fn list_pattern(pattern: &str, any_file: bool) -> Result<Vec<(PathBuf, String)>>
         })?;
         let mut out = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|err| Error::Io(err.into_error()))?;
+            let path = entry.map_err(|err| Error::Io(err.into()))?;
             if path.is_file() {
                 let rel = relative(&path, &base);
                 out.push((path, rel));
