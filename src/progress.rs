@@ -53,7 +53,11 @@ struct JsonState {
 impl Progress {
     /// A counter for `stage` that will reach `total` (0 when unknown).
     pub fn new(global: &GlobalArgs, stage: &str, total: u64, unit: Unit) -> Self {
-        let mode = if global.quiet { ProgressMode::None } else { global.progress };
+        let mode = if global.quiet {
+            ProgressMode::None
+        } else {
+            global.progress
+        };
         let mode = match mode {
             ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
             ProgressMode::Auto => ProgressMode::None,
@@ -123,7 +127,9 @@ impl Progress {
     pub fn set_total(&self, total: u64) {
         match &self.inner {
             Inner::Bar(bar) => bar.set_length(total),
-            Inner::Json(state) => state.total.store(total, std::sync::atomic::Ordering::Relaxed),
+            Inner::Json(state) => state
+                .total
+                .store(total, std::sync::atomic::Ordering::Relaxed),
             Inner::Off => {}
         }
     }

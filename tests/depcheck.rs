@@ -12,7 +12,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-shards", &[]),
     ("tinyforge-tokenize", &["tinyforge-shards"]),
     ("tinyforge-sampler", &[]),
-    ("tinyforge-train", &["tinyforge-shards", "tinyforge-sampler"]),
+    (
+        "tinyforge-train",
+        &["tinyforge-shards", "tinyforge-sampler"],
+    ),
     ("tinyforge-eval", &["tinyforge-shards", "tinyforge-train"]),
 ];
 
@@ -130,14 +133,28 @@ fn only_train_and_eval_link_libtorch() {
 fn the_data_stages_build_without_libtorch() {
     // Without the `train` feature, the command itself must not reach libtorch.
     let output = Command::new(env!("CARGO"))
-        .args(["tree", "-p", "tinyforge", "-e", "normal", "--prefix", "none"])
+        .args([
+            "tree",
+            "-p",
+            "tinyforge",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let tree = String::from_utf8_lossy(&output.stdout);
     assert!(
-        !tree.lines().any(|line| line.starts_with("torch-sys ") || line.starts_with("tch ")),
+        !tree
+            .lines()
+            .any(|line| line.starts_with("torch-sys ") || line.starts_with("tch ")),
         "the default `tinyforge` build reaches libtorch"
     );
 }

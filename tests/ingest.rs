@@ -48,13 +48,28 @@ source = "rust"
 
 fn tinyforge() -> Command {
     let mut command = Command::cargo_bin("tinyforge").unwrap();
-    command.env_remove("TINYFORGE_TEST_KILL_AFTER_CHUNKS").arg("--progress").arg("none");
+    command
+        .env_remove("TINYFORGE_TEST_KILL_AFTER_CHUNKS")
+        .arg("--progress")
+        .arg("none");
     command
 }
 
 fn ingest(config: &Path, out: &Path, extra: &[&str]) -> Value {
-    let output = tinyforge().arg("ingest").arg("--config").arg(config).arg("--out").arg(out).args(extra).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = tinyforge()
+        .arg("ingest")
+        .arg("--config")
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -63,7 +78,12 @@ fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect();
     files.sort();
     files
@@ -80,13 +100,23 @@ fn ingests_real_slices_of_every_kind() {
     // 41 ci (one an exact duplicate), 2 speeches, 6 help pages, 2 Rust files.
     assert_eq!(report["documents_in"], 51);
     assert!(report["dropped"]["duplicate"].as_u64().unwrap() >= 1);
-    assert!(report["by_lang"]["zh"]["documents"].as_u64().unwrap() >= 40, "{report}");
-    assert!(report["by_lang"]["en"]["documents"].as_u64().unwrap() >= 2, "{report}");
+    assert!(
+        report["by_lang"]["zh"]["documents"].as_u64().unwrap() >= 40,
+        "{report}"
+    );
+    assert!(
+        report["by_lang"]["en"]["documents"].as_u64().unwrap() >= 2,
+        "{report}"
+    );
     assert_eq!(report["by_source"]["sotu"]["documents"], 2);
     assert_eq!(report["by_source"]["help"]["records"], 6);
     assert!(out.join("_manifest.json").exists());
-    let manifest: Value = serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["columns"], serde_json::json!(["id", "text", "lang", "source", "author", "name", "path"]));
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["columns"],
+        serde_json::json!(["id", "text", "lang", "source", "author", "name", "path"])
+    );
     assert_eq!(manifest["documents"], report["documents_out"]);
     assert!(manifest["parts"].as_array().unwrap().len() > 3);
 
@@ -137,11 +167,19 @@ fn resumes_after_a_kill() {
     let committed = std::fs::read_dir(out.join("_state"))
         .unwrap()
         .filter(|e| {
-            let name = e.as_ref().unwrap().file_name().to_string_lossy().into_owned();
+            let name = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             name.starts_with("chunk-") && name.ends_with(".json")
         })
         .count() as u64;
-    assert!((2..chunks).contains(&committed), "{committed} of {chunks} chunks committed");
+    assert!(
+        (2..chunks).contains(&committed),
+        "{committed} of {chunks} chunks committed"
+    );
 
     let resumed = ingest(&config, &out, &[]);
     assert_eq!(resumed["chunks_resumed"].as_u64().unwrap(), committed);
@@ -153,26 +191,64 @@ fn resumes_after_a_kill() {
 fn bad_input_is_rejected_or_fails_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");
-    std::fs::write(&input, "{\"text\": \"a perfectly fine document of some length\"}\n{\"text\": oops}\n").unwrap();
+    std::fs::write(
+        &input,
+        "{\"text\": \"a perfectly fine document of some length\"}\n{\"text\": oops}\n",
+    )
+    .unwrap();
     let out = dir.path().join("out");
-    let output = tinyforge().arg("ingest").arg(&input).arg("--out").arg(&out).output().unwrap();
+    let output = tinyforge()
+        .arg("ingest")
+        .arg(&input)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["dropped"]["malformed"], 1);
     let rejects = std::fs::read_to_string(out.join("_rejects.jsonl")).unwrap();
-    assert!(rejects.contains("in.jsonl") && rejects.contains("\"line\":2"), "{rejects}");
+    assert!(
+        rejects.contains("in.jsonl") && rejects.contains("\"line\":2"),
+        "{rejects}"
+    );
 
-    let output = tinyforge().arg("ingest").arg(&input).arg("--out").arg(dir.path().join("out2")).args(["--on-error", "fail"]).output().unwrap();
+    let output = tinyforge()
+        .arg("ingest")
+        .arg(&input)
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .args(["--on-error", "fail"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("in.jsonl") && stderr.contains("line 2"), "{stderr}");
+    assert!(
+        stderr.contains("in.jsonl") && stderr.contains("line 2"),
+        "{stderr}"
+    );
 
-    let output = tinyforge().args(["ingest", "--config"]).arg(dir.path().join("nope.toml")).output().unwrap();
+    let output = tinyforge()
+        .args(["ingest", "--config"])
+        .arg(dir.path().join("nope.toml"))
+        .output()
+        .unwrap();
     assert!(!output.status.success());
-    std::fs::write(dir.path().join("typo.toml"), "out = 'x'\n[[input]]\npath = 'a'\ntext_feild = 'b'\n").unwrap();
-    let output = tinyforge().args(["ingest", "--config"]).arg(dir.path().join("typo.toml")).output().unwrap();
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        "out = 'x'\n[[input]]\npath = 'a'\ntext_feild = 'b'\n",
+    )
+    .unwrap();
+    let output = tinyforge()
+        .args(["ingest", "--config"])
+        .arg(dir.path().join("typo.toml"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("typo.toml") && stderr.contains("text_feild"), "{stderr}");
+    assert!(
+        stderr.contains("typo.toml") && stderr.contains("text_feild"),
+        "{stderr}"
+    );
 }
 
 #[test]

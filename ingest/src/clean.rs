@@ -14,7 +14,10 @@ pub enum DropReason {
 /// marks removed, surrounding whitespace trimmed.
 pub fn clean(text: &str) -> String {
     let stripped: std::borrow::Cow<str> = if needs_strip(text.as_bytes()) {
-        text.chars().filter(|&c| !removed(c)).collect::<String>().into()
+        text.chars()
+            .filter(|&c| !removed(c))
+            .collect::<String>()
+            .into()
     } else {
         text.into()
     };
@@ -169,8 +172,16 @@ mod tests {
 
     #[test]
     fn languages() {
-        assert_eq!(detect_lang("The quick brown fox jumps over the lazy dog and keeps running through the field."), "en");
-        assert_eq!(detect_lang("床前明月光，疑是地上霜。举头望明月，低头思故乡。"), "zh");
+        assert_eq!(
+            detect_lang(
+                "The quick brown fox jumps over the lazy dog and keeps running through the field."
+            ),
+            "en"
+        );
+        assert_eq!(
+            detect_lang("床前明月光，疑是地上霜。举头望明月，低头思故乡。"),
+            "zh"
+        );
         assert_eq!(detect_lang("ok"), "und");
     }
 }

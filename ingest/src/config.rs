@@ -146,8 +146,14 @@ impl Shard {
         let (index, count) = text
             .split_once('/')
             .ok_or_else(|| format!("`{text}` is not of the form i/n (for example 0/4)"))?;
-        let index: usize = index.trim().parse().map_err(|_| format!("bad task index in `{text}`"))?;
-        let count: usize = count.trim().parse().map_err(|_| format!("bad task count in `{text}`"))?;
+        let index: usize = index
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad task index in `{text}`"))?;
+        let count: usize = count
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad task count in `{text}`"))?;
         if count == 0 || index >= count {
             return Err(format!("`{text}`: need 0 <= i < n"));
         }
@@ -199,12 +205,18 @@ impl IngestOptions {
             .ok_or_else(|| bad("out", "no output folder (set `out` or pass --out)".into()))?;
         let out = PathBuf::from(expand(&out).map_err(|m| bad("out", m))?);
         if self.input.is_empty() {
-            return Err(bad("input", "no input (add an [[input]] or pass input paths)".into()));
+            return Err(bad(
+                "input",
+                "no input (add an [[input]] or pass input paths)".into(),
+            ));
         }
         let mb = |key: &str, value: Option<f64>, default: f64| -> Result<u64> {
             let value = value.unwrap_or(default);
             if !(value > 0.0 && value.is_finite()) {
-                return Err(bad(key, format!("must be a positive number of MiB, got {value}")));
+                return Err(bad(
+                    key,
+                    format!("must be a positive number of MiB, got {value}"),
+                ));
             }
             Ok(((value * 1024.0 * 1024.0) as u64).max(1))
         };
@@ -212,7 +224,10 @@ impl IngestOptions {
         let row_group_bytes = mb("row_group_mb", self.row_group_mb, 16.0)?;
         let zstd_level = self.zstd_level.unwrap_or(3);
         if !(1..=22).contains(&zstd_level) {
-            return Err(bad("zstd_level", format!("must be 1..=22, got {zstd_level}")));
+            return Err(bad(
+                "zstd_level",
+                format!("must be 1..=22, got {zstd_level}"),
+            ));
         }
         let threads = match self.threads {
             Some(0) => return Err(bad("threads", "must be at least 1".into())),
@@ -237,7 +252,10 @@ impl IngestOptions {
                 .map_err(|m| bad(&key("path"), m))?;
             let text = match (input.text, input.text_fields) {
                 (Some(_), Some(_)) => {
-                    return Err(bad(&key("text"), "set either `text` or `text_fields`, not both".into()));
+                    return Err(bad(
+                        &key("text"),
+                        "set either `text` or `text_fields`, not both".into(),
+                    ));
                 }
                 (Some(field), None) => TextSpec::Field(field),
                 (None, Some(fields)) if fields.is_empty() => {
@@ -294,14 +312,21 @@ impl IngestOptions {
 /// A source label from a path or pattern: the last component before any glob character,
 /// without extension.
 fn default_source(pattern: &str) -> String {
-    let literal: String = pattern.chars().take_while(|c| !matches!(c, '*' | '?' | '[')).collect();
+    let literal: String = pattern
+        .chars()
+        .take_while(|c| !matches!(c, '*' | '?' | '['))
+        .collect();
     let trimmed = literal.trim_end_matches('/');
     let last = Path::new(trimmed)
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| "input".into());
     let stem = last.split('.').next().unwrap_or(&last);
-    if stem.is_empty() { "input".into() } else { stem.to_owned() }
+    if stem.is_empty() {
+        "input".into()
+    } else {
+        stem.to_owned()
+    }
 }
 
 /// Expands `~` at the start and `${VAR}` / `$VAR` anywhere. `TINYFORGE_DATA` defaults to
@@ -318,7 +343,9 @@ pub fn expand(text: &str) -> Result<String, String> {
         out.push_str(&rest[..pos]);
         let after = &rest[pos + 1..];
         let (name, tail) = if let Some(braced) = after.strip_prefix('{') {
-            let end = braced.find('}').ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+            let end = braced
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
             (&braced[..end], &braced[end + 1..])
         } else {
             let end = after
@@ -333,8 +360,14 @@ pub fn expand(text: &str) -> Result<String, String> {
         }
         match std::env::var(name) {
             Ok(value) => out.push_str(&value),
-            Err(_) if name == "TINYFORGE_DATA" => out.push_str(&format!("{}/.cache/tinyforge", home()?)),
-            Err(_) => return Err(format!("environment variable `{name}` is not set (in `{text}`)")),
+            Err(_) if name == "TINYFORGE_DATA" => {
+                out.push_str(&format!("{}/.cache/tinyforge", home()?))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "environment variable `{name}` is not set (in `{text}`)"
+                ));
+            }
         }
         rest = tail;
     }
@@ -350,9 +383,19 @@ mod tests {
     fn expands_variables_and_home() {
         let home = std::env::var("HOME").unwrap();
         assert_eq!(expand("~/x").unwrap(), format!("{home}/x"));
-        assert_eq!(expand("${HOME}/a/$HOME").unwrap(), format!("{home}/a/{home}"));
-        assert!(expand("${TINYFORGE_SURELY_UNSET_VAR}/x").unwrap_err().contains("not set"));
-        assert_eq!(expand("price $5").unwrap_err(), "environment variable `5` is not set (in `price $5`)");
+        assert_eq!(
+            expand("${HOME}/a/$HOME").unwrap(),
+            format!("{home}/a/{home}")
+        );
+        assert!(
+            expand("${TINYFORGE_SURELY_UNSET_VAR}/x")
+                .unwrap_err()
+                .contains("not set")
+        );
+        assert_eq!(
+            expand("price $5").unwrap_err(),
+            "environment variable `5` is not set (in `price $5`)"
+        );
     }
 
     #[test]
@@ -364,7 +407,8 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_naming_it() {
-        let err = toml::from_str::<IngestOptions>("[[input]]\npath = 'a'\ntxt = 'b'\n").unwrap_err();
+        let err =
+            toml::from_str::<IngestOptions>("[[input]]\npath = 'a'\ntxt = 'b'\n").unwrap_err();
         assert!(err.to_string().contains("txt"), "{err}");
     }
 

@@ -23,17 +23,24 @@ impl Filter {
     pub fn new(sql: &str, schema: &SchemaRef) -> Result<Filter> {
         let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
         let context = SessionContext::new();
-        let expr = context.parse_sql_expr(sql, &df_schema).map_err(|err| Error::Config {
-            file: "--where".into(),
-            key: sql.into(),
-            message: err.to_string(),
-        })?;
-        let expr = context.create_physical_expr(expr, &df_schema).map_err(|err| Error::Config {
-            file: "--where".into(),
-            key: sql.into(),
-            message: err.to_string(),
-        })?;
-        Ok(Filter { sql: sql.to_owned(), expr })
+        let expr = context
+            .parse_sql_expr(sql, &df_schema)
+            .map_err(|err| Error::Config {
+                file: "--where".into(),
+                key: sql.into(),
+                message: err.to_string(),
+            })?;
+        let expr = context
+            .create_physical_expr(expr, &df_schema)
+            .map_err(|err| Error::Config {
+                file: "--where".into(),
+                key: sql.into(),
+                message: err.to_string(),
+            })?;
+        Ok(Filter {
+            sql: sql.to_owned(),
+            expr,
+        })
     }
 
     /// Which rows pass (a NULL result does not pass, as in SQL).
@@ -61,7 +68,11 @@ mod tests {
     fn filters_by_language_and_length() {
         let schema = schema(&[]);
         let mut docs = Docs::with_columns(0);
-        for (text, lang) in [("short", "en"), ("a much longer english text", "en"), ("很长很长的中文文本内容", "zh")] {
+        for (text, lang) in [
+            ("short", "en"),
+            ("a much longer english text", "en"),
+            ("很长很长的中文文本内容", "zh"),
+        ] {
             docs.ids.push(1);
             docs.texts.push(text.into());
             docs.langs.push(lang);
@@ -70,7 +81,10 @@ mod tests {
         let batch = docs.to_batch(&schema).unwrap();
         let filter = Filter::new("lang IN ('zh', 'en') AND length(text) > 8", &schema).unwrap();
         let mask = filter.evaluate(&batch).unwrap();
-        assert_eq!(mask.iter().collect::<Vec<_>>(), vec![Some(false), Some(true), Some(true)]);
+        assert_eq!(
+            mask.iter().collect::<Vec<_>>(),
+            vec![Some(false), Some(true), Some(true)]
+        );
         assert!(Filter::new("nosuch > 1", &schema).is_err());
         let not_bool = Filter::new("length(text)", &schema).unwrap();
         assert!(not_bool.evaluate(&batch).is_err());

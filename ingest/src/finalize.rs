@@ -28,7 +28,10 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
     if missing > 0 {
         return Err(Error::State {
             path: config.out.clone(),
-            message: format!("{missing} of {} chunks are not done yet; run the remaining --shard tasks, then merge again", plan.chunks.len()),
+            message: format!(
+                "{missing} of {} chunks are not done yet; run the remaining --shard tasks, then merge again",
+                plan.chunks.len()
+            ),
         });
     }
     if config.dedup {
@@ -72,7 +75,14 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
     }
     let rejects_path = config.out.join(REJECTS);
     write_atomic(&rejects_path, &rejects)?;
-    let report = build_report(config, plan, &counts, &records, true, Some(rejects_path.display().to_string()));
+    let report = build_report(
+        config,
+        plan,
+        &counts,
+        &records,
+        true,
+        Some(rejects_path.display().to_string()),
+    );
     let manifest = serde_json::json!({
         "format": "tinyforge-documents",
         "version": 1,
@@ -83,7 +93,8 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
         "parts": records.iter().flat_map(|r| r.parts.iter()).collect::<Vec<_>>(),
         "summary": &report,
     });
-    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|err| Error::Internal(err.to_string()))?;
+    let bytes =
+        serde_json::to_vec_pretty(&manifest).map_err(|err| Error::Internal(err.to_string()))?;
     write_atomic(&config.out.join(MANIFEST), &bytes)?;
     Ok(report)
 }
@@ -91,7 +102,13 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
 /// Rewrites a chunk's parts without the documents whose text appeared in an earlier chunk
 /// (or earlier in this chunk). Hashes are recomputed from the parts themselves, so a merge
 /// killed half-way and run again gives the same result.
-fn rewrite_chunk(config: &IngestConfig, plan: &Plan, state: &State, record: &mut ChunkRecord, earlier: &HashSet<u128>) -> Result<()> {
+fn rewrite_chunk(
+    config: &IngestConfig,
+    plan: &Plan,
+    state: &State,
+    record: &mut ChunkRecord,
+    earlier: &HashSet<u128>,
+) -> Result<()> {
     let schema = schema(&config.keep_columns);
     let mut seen_here: HashSet<u128> = HashSet::new();
     let mut hashes = Vec::new();
@@ -102,8 +119,17 @@ fn rewrite_chunk(config: &IngestConfig, plan: &Plan, state: &State, record: &mut
         let file = fs_err::File::open(&path)?.into_parts().0;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.with_batch_size(8192).build())
-            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
-        let mut writer = PartWriter::create(&config.out, &plan.part_name(record.chunk, index), &schema, config.zstd_level, config.row_group_bytes)?;
+            .map_err(|source| Error::Parquet {
+                path: path.clone(),
+                source,
+            })?;
+        let mut writer = PartWriter::create(
+            &config.out,
+            &plan.part_name(record.chunk, index),
+            &schema,
+            config.zstd_level,
+            config.row_group_bytes,
+        )?;
         for batch in reader {
             let batch = batch?;
             let texts = batch.column(1).as_string::<i32>();
@@ -124,7 +150,13 @@ fn rewrite_chunk(config: &IngestConfig, plan: &Plan, state: &State, record: &mut
     }
     state.write_hashes(record.chunk, &hashes)?;
     record.counts.clear_output();
-    record.counts.add(&Counts { by_lang: output.by_lang.clone(), by_source: output.by_source.clone(), documents: output.documents, text_bytes: output.text_bytes, ..Counts::default() });
+    record.counts.add(&Counts {
+        by_lang: output.by_lang.clone(),
+        by_source: output.by_source.clone(),
+        documents: output.documents,
+        text_bytes: output.text_bytes,
+        ..Counts::default()
+    });
     record.counts.dropped.duplicate = record.counts.candidates - record.counts.documents;
     record.parts = parts;
     record.merged = true;

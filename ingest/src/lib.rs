@@ -27,7 +27,10 @@ mod state;
 mod stats;
 
 pub use clean::{clean, detect_lang, iso639_1};
-pub use config::{Format, IngestConfig, IngestOptions, InputOptions, InputSpec, OnError, OneOrMany, Shard, TextSpec, expand};
+pub use config::{
+    Format, IngestConfig, IngestOptions, InputOptions, InputSpec, OnError, OneOrMany, Shard,
+    TextSpec, expand,
+};
 pub use error::{Error, Location, Result};
 pub use part::{PartInfo, schema};
 pub use read::parse_record;

@@ -21,7 +21,10 @@ pub fn schema(keep: &[String]) -> SchemaRef {
         Field::new("lang", DataType::Utf8, false),
         Field::new("source", DataType::Utf8, false),
     ];
-    fields.extend(keep.iter().map(|name| Field::new(name, DataType::Utf8, true)));
+    fields.extend(
+        keep.iter()
+            .map(|name| Field::new(name, DataType::Utf8, true)),
+    );
     Arc::new(Schema::new(fields))
 }
 
@@ -39,7 +42,10 @@ pub struct Docs {
 
 impl Docs {
     pub fn with_columns(meta_columns: usize) -> Docs {
-        Docs { meta: vec![Vec::new(); meta_columns], ..Docs::default() }
+        Docs {
+            meta: vec![Vec::new(); meta_columns],
+            ..Docs::default()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -55,10 +61,14 @@ impl Docs {
             Arc::new(UInt64Array::from(self.ids.clone())),
             Arc::new(StringArray::from_iter_values(self.texts.iter())),
             Arc::new(StringArray::from_iter_values(self.langs.iter())),
-            Arc::new(StringArray::from_iter_values(self.sources.iter().map(|s| &**s))),
+            Arc::new(StringArray::from_iter_values(
+                self.sources.iter().map(|s| &**s),
+            )),
         ];
         for column in &self.meta {
-            columns.push(Arc::new(StringArray::from(column.iter().map(|v| v.as_deref()).collect::<Vec<_>>())));
+            columns.push(Arc::new(StringArray::from(
+                column.iter().map(|v| v.as_deref()).collect::<Vec<_>>(),
+            )));
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
@@ -90,11 +100,18 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    pub fn create(dir: &Path, name: &str, schema: &SchemaRef, zstd_level: i32, row_group_bytes: u64) -> Result<PartWriter> {
+    pub fn create(
+        dir: &Path,
+        name: &str,
+        schema: &SchemaRef,
+        zstd_level: i32,
+        row_group_bytes: u64,
+    ) -> Result<PartWriter> {
         let final_path = dir.join(name);
         let tmp_path = dir.join(format!("{name}.{}.tmp", std::process::id()));
         let file = fs_err::File::create(&tmp_path)?.into_parts().0;
-        let level = ZstdLevel::try_new(zstd_level).map_err(|err| Error::Internal(err.to_string()))?;
+        let level =
+            ZstdLevel::try_new(zstd_level).map_err(|err| Error::Internal(err.to_string()))?;
         let text = ColumnPath::from("text");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(level))
@@ -106,8 +123,12 @@ impl PartWriter {
             .set_column_dictionary_enabled(text.clone(), false)
             .set_column_statistics_enabled(text, EnabledStatistics::None)
             .build();
-        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
-            .map_err(|source| Error::Parquet { path: tmp_path.clone(), source })?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|source| {
+            Error::Parquet {
+                path: tmp_path.clone(),
+                source,
+            }
+        })?;
         Ok(PartWriter {
             schema: schema.clone(),
             final_path,
@@ -135,7 +156,8 @@ impl PartWriter {
             }
         }
         if start < batch.num_rows() {
-            self.pending.push(batch.slice(start, batch.num_rows() - start));
+            self.pending
+                .push(batch.slice(start, batch.num_rows() - start));
         }
         self.rows += batch.num_rows() as u64;
         Ok(())
@@ -143,7 +165,10 @@ impl PartWriter {
 
     fn write_row_group(&mut self) -> Result<()> {
         let path = self.tmp_path.clone();
-        let parquet_err = |source| Error::Parquet { path: path.clone(), source };
+        let parquet_err = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
         if !self.pending.is_empty() {
             let group = arrow::compute::concat_batches(&self.schema, &self.pending)?;
             self.writer.write(&group).map_err(parquet_err)?;
@@ -158,19 +183,34 @@ impl PartWriter {
     pub fn finish(mut self) -> Result<PartInfo> {
         self.write_row_group()?;
         let tmp = self.tmp_path.clone();
-        let file = self.writer.into_inner().map_err(|source| Error::Parquet { path: tmp.clone(), source })?;
+        let file = self.writer.into_inner().map_err(|source| Error::Parquet {
+            path: tmp.clone(),
+            source,
+        })?;
         file.sync_all()?;
         drop(file);
         let bytes = fs_err::metadata(&tmp)?.len();
         fs_err::rename(&tmp, &self.final_path)?;
-        let file = self.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(PartInfo { file, rows: self.rows, bytes, text_bytes: self.text_bytes })
+        let file = self
+            .final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(PartInfo {
+            file,
+            rows: self.rows,
+            bytes,
+            text_bytes: self.text_bytes,
+        })
     }
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!("{name}.{}.tmp", std::process::id()));
     {
         let mut file = fs_err::File::create(&tmp)?;

@@ -81,7 +81,10 @@ impl Plan {
                     } else {
                         String::new()
                     };
-                    return Err(Error::NoInput { pattern: pattern.clone(), hint });
+                    return Err(Error::NoInput {
+                        pattern: pattern.clone(),
+                        hint,
+                    });
                 }
                 listed.extend(found);
             }
@@ -96,13 +99,24 @@ impl Plan {
                         return Err(Error::Config {
                             file: path.display().to_string(),
                             key: format!("input[{index}].format"),
-                            message: format!("cannot tell the format from the extension; set one of {}", Format::NAMES),
+                            message: format!(
+                                "cannot tell the format from the extension; set one of {}",
+                                Format::NAMES
+                            ),
                         });
                     }
                 };
                 let size = fs_err::metadata(&path)?.len();
                 let row_groups = (format == Format::Parquet).then(|| read_row_groups(&path));
-                files.push(InputFile { input: index, path, rel, format, compression, size, row_groups });
+                files.push(InputFile {
+                    input: index,
+                    path,
+                    rel,
+                    format,
+                    compression,
+                    size,
+                    row_groups,
+                });
             }
         }
         let mut units = Vec::new();
@@ -110,10 +124,18 @@ impl Plan {
             match &file.row_groups {
                 Some(Ok(groups)) if !groups.is_empty() => {
                     for (group, info) in groups.iter().enumerate() {
-                        units.push(Unit { file: file_index, row_group: Some(group), bytes: info.bytes.max(1) });
+                        units.push(Unit {
+                            file: file_index,
+                            row_group: Some(group),
+                            bytes: info.bytes.max(1),
+                        });
                     }
                 }
-                _ => units.push(Unit { file: file_index, row_group: None, bytes: file.size.max(1) }),
+                _ => units.push(Unit {
+                    file: file_index,
+                    row_group: None,
+                    bytes: file.size.max(1),
+                }),
             }
         }
         let mut chunks: Vec<Chunk> = Vec::new();
@@ -121,23 +143,39 @@ impl Plan {
         let mut bytes = 0u64;
         for (index, unit) in units.iter().enumerate() {
             if index > start && bytes + unit.bytes > config.part_bytes {
-                chunks.push(Chunk { index: chunks.len(), units: start..index, bytes });
+                chunks.push(Chunk {
+                    index: chunks.len(),
+                    units: start..index,
+                    bytes,
+                });
                 start = index;
                 bytes = 0;
             }
             bytes += unit.bytes;
         }
         if start < units.len() {
-            chunks.push(Chunk { index: chunks.len(), units: start..units.len(), bytes });
+            chunks.push(Chunk {
+                index: chunks.len(),
+                units: start..units.len(),
+                bytes,
+            });
         }
         let width = chunks.len().saturating_sub(1).to_string().len().max(5);
         let fingerprint = fingerprint(config, &files);
-        Ok(Plan { files, units, chunks, fingerprint, width })
+        Ok(Plan {
+            files,
+            units,
+            chunks,
+            fingerprint,
+            width,
+        })
     }
 
     /// The chunks task `shard` does: every n-th, so tasks get a similar mix of inputs.
     pub fn task_chunks(&self, shard: crate::config::Shard) -> Vec<usize> {
-        (0..self.chunks.len()).filter(|c| c % shard.count == shard.index).collect()
+        (0..self.chunks.len())
+            .filter(|c| c % shard.count == shard.index)
+            .collect()
     }
 
     /// File name of part `part` of chunk `chunk`: `part-00007.parquet`, then
@@ -161,10 +199,16 @@ fn fingerprint(config: &IngestConfig, files: &[InputFile]) -> String {
     };
     feed("tinyforge-documents/1");
     for input in &config.inputs {
-        feed(&format!("{:?}|{:?}|{}|{:?}", input.text, input.id_field, input.source, input.keep));
+        feed(&format!(
+            "{:?}|{:?}|{}|{:?}",
+            input.text, input.id_field, input.source, input.keep
+        ));
     }
     for file in files {
-        feed(&format!("{}|{}|{:?}|{}", file.input, file.rel, file.format, file.size));
+        feed(&format!(
+            "{}|{}|{:?}|{}",
+            file.input, file.rel, file.format, file.size
+        ));
     }
     feed(&format!(
         "{}|{}|{}|{}|{}|{:?}|{:?}",
@@ -181,7 +225,10 @@ fn fingerprint(config: &IngestConfig, files: &[InputFile]) -> String {
 
 /// Extension → (format, compression).
 pub fn guess_format(path: &Path) -> (Option<Format>, Compression) {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let (name, compression) = if let Some(stem) = name.strip_suffix(".gz") {
         (stem.to_owned(), Compression::Gzip)
     } else if let Some(stem) = name.strip_suffix(".zst") {
@@ -195,8 +242,8 @@ pub fn guess_format(path: &Path) -> (Option<Format>, Compression) {
         "json" => Some(Format::Json),
         "parquet" | "pq" => Some(Format::Parquet),
         "html" | "htm" | "xhtml" => Some(Format::Html),
-        "txt" | "text" | "md" | "rst" | "tex" | "rs" | "py" | "c" | "h" | "cc" | "cpp" | "hpp" | "go"
-        | "java" | "js" | "ts" | "toml" | "yaml" | "yml" | "sh" => Some(Format::Text),
+        "txt" | "text" | "md" | "rst" | "tex" | "rs" | "py" | "c" | "h" | "cc" | "cpp" | "hpp"
+        | "go" | "java" | "js" | "ts" | "toml" | "yaml" | "yml" | "sh" => Some(Format::Text),
         _ => None,
     };
     (format, compression)
@@ -207,7 +254,10 @@ pub fn guess_format(path: &Path) -> (Option<Format>, Compression) {
 fn list_pattern(pattern: &str, any_file: bool) -> Result<Vec<(PathBuf, String)>> {
     let is_glob = pattern.contains(['*', '?', '[']);
     if is_glob {
-        let literal: String = pattern.chars().take_while(|c| !matches!(c, '*' | '?' | '[')).collect();
+        let literal: String = pattern
+            .chars()
+            .take_while(|c| !matches!(c, '*' | '?' | '['))
+            .collect();
         let base = match literal.rfind('/') {
             Some(pos) => PathBuf::from(&literal[..pos]),
             None => PathBuf::from("."),
@@ -232,7 +282,10 @@ fn list_pattern(pattern: &str, any_file: bool) -> Result<Vec<(PathBuf, String)>>
         walk(&path, &path, any_file, &mut out)?;
         Ok(out)
     } else if path.is_file() {
-        let rel = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let rel = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Ok(vec![(path, rel)])
     } else {
         Ok(Vec::new())
@@ -242,7 +295,9 @@ fn list_pattern(pattern: &str, any_file: bool) -> Result<Vec<(PathBuf, String)>>
 fn walk(dir: &Path, base: &Path, any_file: bool, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
     for entry in fs_err::read_dir(dir)? {
         let path = entry?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if hidden {
             continue;
         }
@@ -257,13 +312,20 @@ fn walk(dir: &Path, base: &Path, any_file: bool, out: &mut Vec<(PathBuf, String)
 }
 
 fn relative(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base).unwrap_or(path).to_string_lossy().into_owned()
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn read_row_groups(path: &Path) -> std::result::Result<Vec<RowGroupInfo>, String> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
-    let file = fs_err::File::open(path).map_err(|err| err.to_string())?.into_parts().0;
-    let reader = SerializedFileReader::new(file).map_err(|err| format!("corrupt Parquet file: {err}"))?;
+    let file = fs_err::File::open(path)
+        .map_err(|err| err.to_string())?
+        .into_parts()
+        .0;
+    let reader =
+        SerializedFileReader::new(file).map_err(|err| format!("corrupt Parquet file: {err}"))?;
     let mut first_row = 0;
     let groups = reader
         .metadata()
@@ -288,9 +350,18 @@ mod tests {
 
     #[test]
     fn formats_from_extensions() {
-        assert_eq!(guess_format(Path::new("a/b.jsonl.zst")), (Some(Format::Jsonl), Compression::Zstd));
-        assert_eq!(guess_format(Path::new("b.JSON.gz")), (Some(Format::Json), Compression::Gzip));
-        assert_eq!(guess_format(Path::new("x.htm")), (Some(Format::Html), Compression::None));
+        assert_eq!(
+            guess_format(Path::new("a/b.jsonl.zst")),
+            (Some(Format::Jsonl), Compression::Zstd)
+        );
+        assert_eq!(
+            guess_format(Path::new("b.JSON.gz")),
+            (Some(Format::Json), Compression::Gzip)
+        );
+        assert_eq!(
+            guess_format(Path::new("x.htm")),
+            (Some(Format::Html), Compression::None)
+        );
         assert_eq!(guess_format(Path::new("lib.rs")).0, Some(Format::Text));
         assert_eq!(guess_format(Path::new("img.png")).0, None);
     }

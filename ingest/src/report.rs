@@ -90,7 +90,8 @@ impl Counts {
             entry.text_bytes += text_bytes;
         }
         if !self.by_source.contains_key(source) {
-            self.by_source.insert(source.to_owned(), SourceCount::default());
+            self.by_source
+                .insert(source.to_owned(), SourceCount::default());
         }
         if let Some(entry) = self.by_source.get_mut(source) {
             entry.documents += 1;

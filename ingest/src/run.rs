@@ -28,10 +28,17 @@ use crate::state::{ChunkRecord, State, clean_output};
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The inputs are listed: total bytes of this task's chunks.
-    Planned { files: usize, chunks: usize, bytes: u64 },
+    Planned {
+        files: usize,
+        chunks: usize,
+        bytes: u64,
+    },
     /// Input bytes (on disk) finished.
     Bytes(u64),
-    ChunkDone { chunk: usize, resumed: bool },
+    ChunkDone {
+        chunk: usize,
+        resumed: bool,
+    },
     /// The cross-chunk deduplication and manifest are being written.
     Finalizing,
 }
@@ -50,7 +57,11 @@ const BATCH_ROWS: usize = 2048;
 const BATCH_BYTES: usize = 4 << 20;
 
 /// Runs this task's chunks, then (for a single task, or `merge_only`) finalizes the folder.
-pub fn ingest(config: &IngestConfig, options: &RunOptions, on_event: &(dyn Fn(Event) + Sync)) -> Result<Report> {
+pub fn ingest(
+    config: &IngestConfig,
+    options: &RunOptions,
+    on_event: &(dyn Fn(Event) + Sync),
+) -> Result<Report> {
     let start = Instant::now();
     let plan = Plan::build(config)?;
     if options.force {
@@ -59,7 +70,11 @@ pub fn ingest(config: &IngestConfig, options: &RunOptions, on_event: &(dyn Fn(Ev
     fs_err::create_dir_all(&config.out)?;
     let state = State::open(&config.out, &plan)?;
     let schema = schema(&config.keep_columns);
-    let filter = config.where_sql.as_deref().map(|sql| Filter::new(sql, &schema)).transpose()?;
+    let filter = config
+        .where_sql
+        .as_deref()
+        .map(|sql| Filter::new(sql, &schema))
+        .transpose()?;
     let task = plan.task_chunks(config.shard);
     let mut records = Vec::new();
     let mut pending = Vec::new();
@@ -72,17 +87,35 @@ pub fn ingest(config: &IngestConfig, options: &RunOptions, on_event: &(dyn Fn(Ev
     if options.merge_only && !pending.is_empty() && config.shard.count == 1 {
         return Err(Error::State {
             path: config.out.clone(),
-            message: format!("{} of {} chunks are not done yet; run the remaining --shard tasks first", pending.len(), plan.chunks.len()),
+            message: format!(
+                "{} of {} chunks are not done yet; run the remaining --shard tasks first",
+                pending.len(),
+                plan.chunks.len()
+            ),
         });
     }
     let resumed = records.len();
     let bytes: u64 = pending.iter().map(|&c| plan.chunks[c].bytes).sum();
-    on_event(Event::Planned { files: plan.files.len(), chunks: pending.len(), bytes });
+    on_event(Event::Planned {
+        files: plan.files.len(),
+        chunks: pending.len(),
+        bytes,
+    });
     for record in &records {
-        on_event(Event::ChunkDone { chunk: record.chunk, resumed: true });
+        on_event(Event::ChunkDone {
+            chunk: record.chunk,
+            resumed: true,
+        });
     }
     remove_stale_temporaries(&state, &pending)?;
-    let context = Context { config, plan: &plan, state: &state, schema, filter, on_event };
+    let context = Context {
+        config,
+        plan: &plan,
+        state: &state,
+        schema,
+        filter,
+        on_event,
+    };
     records.extend(context.run_chunks(&pending)?);
     records.sort_by_key(|r| r.chunk);
 
@@ -95,7 +128,11 @@ pub fn ingest(config: &IngestConfig, options: &RunOptions, on_event: &(dyn Fn(Ev
     report.chunks_task = task.len();
     report.chunks_resumed = resumed;
     report.elapsed_s = start.elapsed().as_secs_f64();
-    report.mb_per_s = if report.elapsed_s > 0.0 { records.iter().map(|r| r.counts.bytes_in).sum::<u64>() as f64 / 1e6 / report.elapsed_s } else { 0.0 };
+    report.mb_per_s = if report.elapsed_s > 0.0 {
+        records.iter().map(|r| r.counts.bytes_in).sum::<u64>() as f64 / 1e6 / report.elapsed_s
+    } else {
+        0.0
+    };
     report.threads = config.threads;
     Ok(report)
 }
@@ -107,7 +144,10 @@ fn remove_stale_temporaries(state: &State, pending: &[usize]) -> Result<()> {
         .iter()
         .flat_map(|&c| {
             let record = state.record_path(c);
-            let stem = record.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = record
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let digits = stem.trim_start_matches("chunk-").to_owned();
             [format!("part-{digits}"), format!("chunk-{digits}.")]
         })
@@ -115,7 +155,10 @@ fn remove_stale_temporaries(state: &State, pending: &[usize]) -> Result<()> {
     for dir in [state.out.clone(), state.dir.clone()] {
         for entry in fs_err::read_dir(&dir)? {
             let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if name.ends_with(".tmp") && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
                 fs_err::remove_file(&path)?;
             }
@@ -132,7 +175,14 @@ fn task_report(config: &IngestConfig, plan: &Plan, records: &[ChunkRecord]) -> R
     build_report(config, plan, &counts, records, false, None)
 }
 
-pub(crate) fn build_report(config: &IngestConfig, plan: &Plan, counts: &Counts, records: &[ChunkRecord], complete: bool, rejects_file: Option<String>) -> Report {
+pub(crate) fn build_report(
+    config: &IngestConfig,
+    plan: &Plan,
+    counts: &Counts,
+    records: &[ChunkRecord],
+    complete: bool,
+    rejects_file: Option<String>,
+) -> Report {
     Report {
         out: config.out.display().to_string(),
         complete,
@@ -185,7 +235,10 @@ impl Context<'_> {
                             let chunk = pending[position];
                             match self.process_chunk(chunk, &abort) {
                                 Ok(record) => {
-                                    (self.on_event)(Event::ChunkDone { chunk, resumed: false });
+                                    (self.on_event)(Event::ChunkDone {
+                                        chunk,
+                                        resumed: false,
+                                    });
                                     done.push(record);
                                 }
                                 Err(err) => {
@@ -197,7 +250,13 @@ impl Context<'_> {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Error::Internal("a worker panicked".into())))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(Error::Internal("a worker panicked".into())))
+                })
+                .collect()
         });
         let mut records = Vec::new();
         let mut first_error = None;
@@ -207,7 +266,10 @@ impl Context<'_> {
                 // A worker stopped by another's error reports `Aborted`; keep the real cause.
                 Err(Error::Internal(msg)) if msg == ABORTED && first_error.is_some() => {}
                 Err(err) => {
-                    if first_error.as_ref().is_none_or(|e: &Error| matches!(e, Error::Internal(m) if m == ABORTED)) {
+                    if first_error
+                        .as_ref()
+                        .is_none_or(|e: &Error| matches!(e, Error::Internal(m) if m == ABORTED))
+                    {
                         first_error = Some(err);
                     }
                 }
@@ -225,7 +287,12 @@ impl Context<'_> {
         for unit in &self.plan.units[range] {
             let file = &self.plan.files[unit.file];
             sink.start_file(file);
-            let flow = read_unit(file, unit.row_group, &sink.specs[file.input].clone(), &mut sink);
+            let flow = read_unit(
+                file,
+                unit.row_group,
+                &sink.specs[file.input].clone(),
+                &mut sink,
+            );
             if let Some(err) = sink.error.take() {
                 return Err(err);
             }
@@ -267,9 +334,23 @@ struct ChunkSink<'a> {
 impl<'a> ChunkSink<'a> {
     fn new(context: &'a Context<'a>, chunk: usize, abort: &'a AtomicBool) -> Result<Self> {
         let config = context.config;
-        let specs = config.inputs.iter().map(|i| Arc::new(FieldSpec::new(i, &config.keep_columns))).collect();
-        let sources = config.inputs.iter().map(|i| Arc::from(i.source.as_str())).collect();
-        let writer = Some(PartWriter::create(&config.out, &context.plan.part_name(chunk, 0), &context.schema, config.zstd_level, config.row_group_bytes)?);
+        let specs = config
+            .inputs
+            .iter()
+            .map(|i| Arc::new(FieldSpec::new(i, &config.keep_columns)))
+            .collect();
+        let sources = config
+            .inputs
+            .iter()
+            .map(|i| Arc::from(i.source.as_str()))
+            .collect();
+        let writer = Some(PartWriter::create(
+            &config.out,
+            &context.plan.part_name(chunk, 0),
+            &context.schema,
+            config.zstd_level,
+            config.row_group_bytes,
+        )?);
         let rejects_path = context.state.rejects_path(chunk);
         let rejects_tmp = rejects_path.with_extension(format!("jsonl.{}.tmp", std::process::id()));
         Ok(ChunkSink {
@@ -312,7 +393,11 @@ impl<'a> ChunkSink<'a> {
         self.counts.records += 1;
         self.counts.bytes_in += raw_bytes;
         let source = &self.sources[self.file_input];
-        self.counts.by_source.entry(source.to_string()).or_default().records += 1;
+        self.counts
+            .by_source
+            .entry(source.to_string())
+            .or_default()
+            .records += 1;
         self.raw_since_roll += raw_bytes;
         if self.raw_since_roll >= self.context.config.part_bytes {
             self.roll_pending = true;
@@ -326,7 +411,13 @@ impl<'a> ChunkSink<'a> {
         }
         let config = self.context.config;
         let name = self.context.plan.part_name(self.chunk, self.parts.len());
-        self.writer = Some(PartWriter::create(&config.out, &name, &self.context.schema, config.zstd_level, config.row_group_bytes)?);
+        self.writer = Some(PartWriter::create(
+            &config.out,
+            &name,
+            &self.context.schema,
+            config.zstd_level,
+            config.row_group_bytes,
+        )?);
         self.roll_pending = false;
         self.raw_since_roll = 0;
         Ok(())
@@ -377,7 +468,10 @@ impl<'a> ChunkSink<'a> {
         if self.docs.is_empty() {
             return Ok(());
         }
-        let docs = std::mem::replace(&mut self.docs, Docs::with_columns(self.context.config.keep_columns.len()));
+        let docs = std::mem::replace(
+            &mut self.docs,
+            Docs::with_columns(self.context.config.keep_columns.len()),
+        );
         let mut batch = docs.to_batch(&self.context.schema)?;
         let mut hashes = docs.hashes;
         if let Some(filter) = &self.context.filter {
@@ -386,7 +480,12 @@ impl<'a> ChunkSink<'a> {
             self.counts.dropped.filtered += (batch.num_rows() - kept) as u64;
             if kept < batch.num_rows() {
                 batch = arrow::compute::filter_record_batch(&batch, &mask)?;
-                hashes = hashes.into_iter().zip(mask.iter()).filter(|(_, keep)| *keep == Some(true)).map(|(h, _)| h).collect();
+                hashes = hashes
+                    .into_iter()
+                    .zip(mask.iter())
+                    .filter(|(_, keep)| *keep == Some(true))
+                    .map(|(h, _)| h)
+                    .collect();
             }
         }
         self.counts.candidates += hashes.len() as u64;
@@ -396,7 +495,12 @@ impl<'a> ChunkSink<'a> {
             self.counts.dropped.duplicate += (hashes.len() - kept) as u64;
             if kept < hashes.len() {
                 let mask = arrow::array::BooleanArray::from(keep.clone());
-                hashes = hashes.into_iter().zip(keep).filter(|(_, k)| *k).map(|(h, _)| h).collect();
+                hashes = hashes
+                    .into_iter()
+                    .zip(keep)
+                    .filter(|(_, k)| *k)
+                    .map(|(h, _)| h)
+                    .collect();
                 arrow::compute::filter_record_batch(&batch, &mask)?
             } else {
                 batch
@@ -417,7 +521,11 @@ impl<'a> ChunkSink<'a> {
         self.counts.dropped.malformed += 1;
         self.reject_count += 1;
         if self.context.config.on_error == OnError::Fail {
-            return Err(Error::BadInput { path: self.file_path.clone(), location: reject.location, reason: reject.reason });
+            return Err(Error::BadInput {
+                path: self.file_path.clone(),
+                location: reject.location,
+                reason: reject.reason,
+            });
         }
         let at = reject.location.to_string();
         let line = serde_json::json!({
@@ -429,10 +537,13 @@ impl<'a> ChunkSink<'a> {
             "raw": reject.raw,
         });
         if self.rejects.is_none() {
-            self.rejects = Some(std::io::BufWriter::new(fs_err::File::create(&self.rejects_tmp)?));
+            self.rejects = Some(std::io::BufWriter::new(fs_err::File::create(
+                &self.rejects_tmp,
+            )?));
         }
         if let Some(out) = self.rejects.as_mut() {
-            serde_json::to_writer(&mut *out, &line).map_err(|err| Error::Internal(err.to_string()))?;
+            serde_json::to_writer(&mut *out, &line)
+                .map_err(|err| Error::Internal(err.to_string()))?;
             out.write_all(b"\n")?;
         }
         Ok(())
@@ -448,7 +559,9 @@ impl<'a> ChunkSink<'a> {
         let rejects_path = state.rejects_path(self.chunk);
         match self.rejects.take() {
             Some(out) => {
-                let file = out.into_inner().map_err(|err| Error::Io(err.into_error()))?;
+                let file = out
+                    .into_inner()
+                    .map_err(|err| Error::Io(err.into_error()))?;
                 file.sync_all()?;
                 fs_err::rename(&self.rejects_tmp, &rejects_path)?;
             }
@@ -486,7 +599,11 @@ pub(crate) fn count_output(counts: &mut Counts, batch: &RecordBatch) {
     let langs = batch.column(2).as_string::<i32>();
     let sources = batch.column(3).as_string::<i32>();
     for row in 0..batch.num_rows() {
-        counts.output(langs.value(row), sources.value(row), texts.value_length(row) as u64);
+        counts.output(
+            langs.value(row),
+            sources.value(row),
+            texts.value_length(row) as u64,
+        );
     }
 }
 

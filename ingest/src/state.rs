@@ -49,7 +49,10 @@ impl State {
         let dir = out.join(STATE_DIR);
         fs_err::create_dir_all(&dir)?;
         let path = dir.join("plan.json");
-        let record = PlanRecord { fingerprint: plan.fingerprint.clone(), chunks: plan.chunks.len() };
+        let record = PlanRecord {
+            fingerprint: plan.fingerprint.clone(),
+            chunks: plan.chunks.len(),
+        };
         if path.exists() {
             let found: PlanRecord = read_json(&path)?;
             if found.fingerprint != record.fingerprint {
@@ -59,9 +62,17 @@ impl State {
                 });
             }
         } else {
-            write_atomic(&path, &serde_json::to_vec_pretty(&record).map_err(internal)?)?;
+            write_atomic(
+                &path,
+                &serde_json::to_vec_pretty(&record).map_err(internal)?,
+            )?;
         }
-        Ok(State { out: out.to_owned(), dir, width: plan.width, fingerprint: plan.fingerprint.clone() })
+        Ok(State {
+            out: out.to_owned(),
+            dir,
+            width: plan.width,
+            fingerprint: plan.fingerprint.clone(),
+        })
     }
 
     fn file(&self, chunk: usize, suffix: &str) -> PathBuf {
@@ -109,15 +120,24 @@ impl State {
         let path = self.hashes_path(chunk);
         let bytes = fs_err::read(&path)?;
         if bytes.len() % 16 != 0 {
-            return Err(Error::State { path, message: "truncated hash file".into() });
+            return Err(Error::State {
+                path,
+                message: "truncated hash file".into(),
+            });
         }
-        Ok(bytes.chunks_exact(16).map(|b| u128::from_le_bytes(b.try_into().unwrap_or([0; 16]))).collect())
+        Ok(bytes
+            .chunks_exact(16)
+            .map(|b| u128::from_le_bytes(b.try_into().unwrap_or([0; 16])))
+            .collect())
     }
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = fs_err::read(path)?;
-    serde_json::from_slice(&bytes).map_err(|err| Error::State { path: path.to_owned(), message: format!("unreadable: {err}") })
+    serde_json::from_slice(&bytes).map_err(|err| Error::State {
+        path: path.to_owned(),
+        message: format!("unreadable: {err}"),
+    })
 }
 
 fn internal(err: serde_json::Error) -> Error {
@@ -136,8 +156,15 @@ pub fn clean_output(out: &Path, all: bool) -> Result<()> {
         }
         for entry in fs_err::read_dir(&dir)? {
             let path = entry?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let ours = name.starts_with("part-") || name.starts_with("chunk-") || name == MANIFEST || name == REJECTS || name == "plan.json";
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let ours = name.starts_with("part-")
+                || name.starts_with("chunk-")
+                || name == MANIFEST
+                || name == REJECTS
+                || name == "plan.json";
             if ours && path.is_file() && (all || name.ends_with(".tmp")) {
                 fs_err::remove_file(&path)?;
             }

@@ -41,7 +41,10 @@ pub const SUMMARY_QUERIES: [(&str, &str); 4] = [
 /// Runs SQL queries against the documents folder `dir`, registered as the table `docs`.
 pub fn query(dir: &Path, queries: &[&str], threads: usize) -> Result<Vec<Vec<RecordBatch>>> {
     if !dir.is_dir() {
-        return Err(Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{}: no such documents folder", dir.display()))));
+        return Err(Error::Io(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{}: no such documents folder", dir.display()),
+        )));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
@@ -54,7 +57,13 @@ pub fn query(dir: &Path, queries: &[&str], threads: usize) -> Result<Vec<Vec<Rec
         if !table.ends_with('/') {
             table.push('/');
         }
-        context.register_parquet("docs", &table, ParquetReadOptions::default().file_extension(".parquet")).await?;
+        context
+            .register_parquet(
+                "docs",
+                &table,
+                ParquetReadOptions::default().file_extension(".parquet"),
+            )
+            .await?;
         let mut results = Vec::new();
         for sql in queries {
             let frame = context.sql(sql).await?;
@@ -68,13 +77,19 @@ pub fn query(dir: &Path, queries: &[&str], threads: usize) -> Result<Vec<Vec<Rec
 pub fn summary(dir: &Path, threads: usize) -> Result<Vec<(&'static str, Vec<RecordBatch>)>> {
     let sql: Vec<&str> = SUMMARY_QUERIES.iter().map(|(_, sql)| *sql).collect();
     let results = query(dir, &sql, threads)?;
-    Ok(SUMMARY_QUERIES.iter().map(|(title, _)| *title).zip(results).collect())
+    Ok(SUMMARY_QUERIES
+        .iter()
+        .map(|(title, _)| *title)
+        .zip(results)
+        .collect())
 }
 
 /// Rows as JSON objects (numbers stay numbers).
 pub fn to_json_rows(batches: &[RecordBatch]) -> Vec<serde_json::Value> {
     use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{DataType, Float32Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type};
+    use arrow::datatypes::{
+        DataType, Float32Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type,
+    };
     use arrow::util::display::ArrayFormatter;
     let mut rows = Vec::new();
     for batch in batches {
@@ -91,7 +106,9 @@ pub fn to_json_rows(batches: &[RecordBatch]) -> Vec<serde_json::Value> {
                         DataType::UInt64 => column.as_primitive::<UInt64Type>().value(row).into(),
                         DataType::UInt32 => column.as_primitive::<UInt32Type>().value(row).into(),
                         DataType::Float64 => column.as_primitive::<Float64Type>().value(row).into(),
-                        DataType::Float32 => f64::from(column.as_primitive::<Float32Type>().value(row)).into(),
+                        DataType::Float32 => {
+                            f64::from(column.as_primitive::<Float32Type>().value(row)).into()
+                        }
                         DataType::Boolean => column.as_boolean().value(row).into(),
                         _ => match ArrayFormatter::try_new(column.as_ref(), &Default::default()) {
                             Ok(formatter) => formatter.value(row).to_string().into(),

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use tinyforge_ingest::{Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions, Shard};
+use tinyforge_ingest::{
+    Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions, Shard,
+};
 
 use crate::cli::GlobalArgs;
 use crate::progress::{Progress, Unit};
@@ -81,7 +83,8 @@ pub struct IngestArgs {
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| format!("one of {}", Format::NAMES))
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("one of {}", Format::NAMES))
 }
 
 pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
@@ -96,7 +99,10 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         || args.source.is_some()
         || args.keep.is_some();
     if args.inputs.is_empty() {
-        anyhow::ensure!(!per_input, "--format, --text-field, --text-fields, --id-field, --source and --keep describe inputs given on the command line; give some, or set them per [[input]] in the config");
+        anyhow::ensure!(
+            !per_input,
+            "--format, --text-field, --text-fields, --id-field, --source and --keep describe inputs given on the command line; give some, or set them per [[input]] in the config"
+        );
     } else {
         options.input.push(InputOptions {
             path: Some(OneOrMany::Many(args.inputs.clone())),
@@ -120,15 +126,24 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         options.dedup = Some(false);
     }
     if let Some(on_error) = &args.on_error {
-        options.on_error = Some(if on_error == "fail" { OnError::Fail } else { OnError::Skip });
+        options.on_error = Some(if on_error == "fail" {
+            OnError::Fail
+        } else {
+            OnError::Skip
+        });
     }
     let config = options.resolve(&origin, args.shard.unwrap_or(Shard::ALL))?;
-    let run_options = RunOptions { force: args.force, merge_only: args.merge };
+    let run_options = RunOptions {
+        force: args.force,
+        merge_only: args.merge,
+    };
 
     let progress = Progress::new(global, "ingest", 0, Unit::Bytes);
     // Test hook: exit abruptly (no cleanup, like a kill) after this many chunks are committed,
     // so the resume tests can interrupt a real run at a known point.
-    let kill_after: Option<usize> = std::env::var("TINYFORGE_TEST_KILL_AFTER_CHUNKS").ok().and_then(|v| v.parse().ok());
+    let kill_after: Option<usize> = std::env::var("TINYFORGE_TEST_KILL_AFTER_CHUNKS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let done = std::sync::atomic::AtomicUsize::new(0);
     let on_event = |event: Event| match event {
         Event::Planned { bytes, .. } => progress.set_total(bytes),
@@ -141,7 +156,8 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         Event::Finalizing => progress.message("merging"),
     };
-    let report = tinyforge_ingest::ingest(&config, &run_options, &on_event).with_context(|| format!("ingest into {}", config.out.display()))?;
+    let report = tinyforge_ingest::ingest(&config, &run_options, &on_event)
+        .with_context(|| format!("ingest into {}", config.out.display()))?;
     progress.finish();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

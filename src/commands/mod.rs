@@ -4,10 +4,10 @@
 
 pub mod eval;
 pub mod ingest;
-pub mod stats;
-pub mod shards;
-pub mod tokenize;
 #[cfg(feature = "train")]
 pub mod score;
+pub mod shards;
+pub mod stats;
+pub mod tokenize;
 #[cfg(feature = "train")]
 pub mod train;

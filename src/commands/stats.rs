@@ -36,7 +36,9 @@ pub struct StatsArgs {
 }
 
 pub fn run(args: StatsArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let sections = match &args.sql {
         Some(sql) => {
             let results = tinyforge_ingest::query(&args.dir, &[sql.as_str()], threads)?;
@@ -47,12 +49,20 @@ pub fn run(args: StatsArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     match args.format {
         OutputFormat::Json => {
             let value: serde_json::Value = if args.sql.is_some() {
-                sections.first().map(|(_, rows)| tinyforge_ingest::to_json_rows(rows)).unwrap_or_default().into()
+                sections
+                    .first()
+                    .map(|(_, rows)| tinyforge_ingest::to_json_rows(rows))
+                    .unwrap_or_default()
+                    .into()
             } else {
                 let mut object = serde_json::Map::new();
                 for (title, rows) in &sections {
                     let mut rows = tinyforge_ingest::to_json_rows(rows);
-                    let value = if *title == "totals" || *title == "length_chars" { rows.pop().unwrap_or_default() } else { rows.into() };
+                    let value = if *title == "totals" || *title == "length_chars" {
+                        rows.pop().unwrap_or_default()
+                    } else {
+                        rows.into()
+                    };
                     object.insert((*title).to_owned(), value);
                 }
                 object.into()

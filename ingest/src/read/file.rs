@@ -8,28 +8,51 @@ use crate::config::Format;
 use crate::error::Location;
 use crate::plan::InputFile;
 
-pub(super) fn read_document(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink) -> ControlFlow<()> {
+pub(super) fn read_document(
+    file: &InputFile,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
     let mut bytes = Vec::with_capacity(file.size as usize);
     let read = open(file).and_then(|mut reader| reader.read_to_end(&mut bytes));
     if let Err(err) = read {
-        let location = Location::Offset { offset: bytes.len() as u64 };
-        return sink.reject(Reject { location, reason: stream_error(file, &err), raw: None, raw_bytes: file.size });
+        let location = Location::Offset {
+            offset: bytes.len() as u64,
+        };
+        return sink.reject(Reject {
+            location,
+            reason: stream_error(file, &err),
+            raw: None,
+            raw_bytes: file.size,
+        });
     }
     let raw_bytes = bytes.len() as u64;
     let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
     let text = match std::str::from_utf8(body) {
         Ok(text) => text,
         Err(err) => {
-            let location = Location::Offset { offset: err.valid_up_to() as u64 };
+            let location = Location::Offset {
+                offset: err.valid_up_to() as u64,
+            };
             let reason = "invalid UTF-8".to_owned();
-            return sink.reject(Reject { location, reason, raw: Some(raw_text(body)), raw_bytes });
+            return sink.reject(Reject {
+                location,
+                reason,
+                raw: Some(raw_text(body)),
+                raw_bytes,
+            });
         }
     };
     let text = match file.format {
         Format::Html => match html_to_text(text) {
             Ok(text) => text,
             Err(reason) => {
-                return sink.reject(Reject { location: Location::File, reason, raw: Some(raw_text(body)), raw_bytes });
+                return sink.reject(Reject {
+                    location: Location::File,
+                    reason,
+                    raw: Some(raw_text(body)),
+                    raw_bytes,
+                });
             }
         },
         _ => text.to_owned(),
@@ -40,7 +63,13 @@ pub(super) fn read_document(file: &InputFile, spec: &FieldSpec, sink: &mut dyn S
             meta[*slot] = Some(file.rel.clone());
         }
     }
-    sink.record(Record { index: 0, text, id_value: None, meta, raw_bytes })
+    sink.record(Record {
+        index: 0,
+        text,
+        id_value: None,
+        meta,
+        raw_bytes,
+    })
 }
 
 /// HTML to plain text: scripts, styles and the head dropped, block elements on their own

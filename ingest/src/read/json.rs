@@ -24,7 +24,10 @@ struct RecordSeed<'a>(&'a FieldSpec);
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = Result<Fields, String>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
@@ -67,11 +70,19 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let spec = self.0;
         let text_fields = spec.text.fields();
-        let mut fields = Fields { text: vec![None; text_fields.len()], id: None, meta: vec![None; spec.meta_len] };
+        let mut fields = Fields {
+            text: vec![None; text_fields.len()],
+            id: None,
+            meta: vec![None; spec.meta_len],
+        };
         while let Some(Key(key)) = map.next_key::<Key>()? {
             let text_slot = text_fields.iter().position(|f| *f == key);
             let is_id = spec.id.as_deref() == Some(&*key);
-            let keep_slot = spec.keep.iter().find(|(name, _)| *name == key).map(|(_, slot)| *slot);
+            let keep_slot = spec
+                .keep
+                .iter()
+                .find(|(name, _)| *name == key)
+                .map(|(_, slot)| *slot);
             if text_slot.is_none() && !is_id && keep_slot.is_none() {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -131,12 +142,19 @@ fn text_of(field: &str, value: Value, out: &mut String) -> Result<(), String> {
                 match item {
                     Value::String(s) => push_line(out, &s),
                     Value::Null => {}
-                    other => return Err(format!("field `{field}` holds a list with a non-text item: {other}")),
+                    other => {
+                        return Err(format!(
+                            "field `{field}` holds a list with a non-text item: {other}"
+                        ));
+                    }
                 }
             }
             Ok(())
         }
-        other => Err(format!("field `{field}` is not text (found {})", kind(&other))),
+        other => Err(format!(
+            "field `{field}` is not text (found {})",
+            kind(&other)
+        )),
     }
 }
 
@@ -162,16 +180,24 @@ fn kind(value: &Value) -> &'static str {
 }
 
 /// Parses one JSON record into (text, id value, metadata); errors are reasons for a reject.
-pub fn parse_record(json: &str, spec: &FieldSpec) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
+pub fn parse_record(
+    json: &str,
+    spec: &FieldSpec,
+) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let fields = RecordSeed(spec)
         .deserialize(&mut deserializer)
         .map_err(|err| format!("malformed JSON: {err}"))??;
-    deserializer.end().map_err(|err| format!("malformed JSON: {err}"))?;
+    deserializer
+        .end()
+        .map_err(|err| format!("malformed JSON: {err}"))?;
     finish(fields, spec)
 }
 
-fn finish(fields: Fields, spec: &FieldSpec) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
+fn finish(
+    fields: Fields,
+    spec: &FieldSpec,
+) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
     let names = spec.text.fields();
     let mut text = String::new();
     for (name, value) in names.iter().zip(fields.text) {
@@ -182,15 +208,26 @@ fn finish(fields: Fields, spec: &FieldSpec) -> Result<(String, Option<String>, V
     }
     let id = match (&spec.id, fields.id) {
         (None, _) => None,
-        (Some(name), None) | (Some(name), Some(Value::Null)) => return Err(format!("missing id field `{name}`")),
+        (Some(name), None) | (Some(name), Some(Value::Null)) => {
+            return Err(format!("missing id field `{name}`"));
+        }
         (Some(_), Some(Value::String(s))) => Some(s),
         (Some(_), Some(Value::Number(n))) => Some(n.to_string()),
-        (Some(name), Some(other)) => return Err(format!("id field `{name}` is {}, not a string or number", kind(&other))),
+        (Some(name), Some(other)) => {
+            return Err(format!(
+                "id field `{name}` is {}, not a string or number",
+                kind(&other)
+            ));
+        }
     };
     Ok((text, id, fields.meta))
 }
 
-pub(super) fn read_jsonl(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink) -> ControlFlow<()> {
+pub(super) fn read_jsonl(
+    file: &InputFile,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
     let reader = match open(file) {
         Ok(reader) => reader,
         Err(err) => return whole_file_reject(sink, format!("cannot open: {err}"), file.size),
@@ -206,14 +243,24 @@ pub(super) fn read_jsonl(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink
             Ok(read) => read,
             Err(err) => {
                 // The stream broke mid-line: what was read of the line is garbage.
-                let location = Location::Offset { offset: offset + line.len() as u64 };
+                let location = Location::Offset {
+                    offset: offset + line.len() as u64,
+                };
                 let reason = format!("{} (after line {number})", stream_error(file, &err));
                 let raw = (!line.is_empty()).then(|| raw_text(&line));
-                return sink.reject(Reject { location, reason, raw, raw_bytes: line.len() as u64 });
+                return sink.reject(Reject {
+                    location,
+                    reason,
+                    raw,
+                    raw_bytes: line.len() as u64,
+                });
             }
         };
         number += 1;
-        let location = Location::Line { line: number, offset };
+        let location = Location::Line {
+            line: number,
+            offset,
+        };
         offset += read as u64;
         let body = trim_newline(&line);
         if body.iter().all(u8::is_ascii_whitespace) {
@@ -223,15 +270,29 @@ pub(super) fn read_jsonl(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink
             Ok(text) => text,
             Err(err) => {
                 let reason = format!("invalid UTF-8 at byte {} of the line", err.valid_up_to());
-                sink.reject(Reject { location, reason, raw: Some(raw_text(body)), raw_bytes: read as u64 })?;
+                sink.reject(Reject {
+                    location,
+                    reason,
+                    raw: Some(raw_text(body)),
+                    raw_bytes: read as u64,
+                })?;
                 continue;
             }
         };
         match parse_record(text, spec) {
-            Ok((text_value, id_value, meta)) => {
-                sink.record(Record { index: number, text: text_value, id_value, meta, raw_bytes: read as u64 })?
-            }
-            Err(reason) => sink.reject(Reject { location, reason, raw: Some(raw_text(body)), raw_bytes: read as u64 })?,
+            Ok((text_value, id_value, meta)) => sink.record(Record {
+                index: number,
+                text: text_value,
+                id_value,
+                meta,
+                raw_bytes: read as u64,
+            })?,
+            Err(reason) => sink.reject(Reject {
+                location,
+                reason,
+                raw: Some(raw_text(body)),
+                raw_bytes: read as u64,
+            })?,
         }
     }
 }
@@ -242,7 +303,12 @@ fn trim_newline(line: &[u8]) -> &[u8] {
 }
 
 fn whole_file_reject(sink: &mut dyn Sink, reason: String, bytes: u64) -> ControlFlow<()> {
-    sink.reject(Reject { location: Location::File, reason, raw: None, raw_bytes: bytes })
+    sink.reject(Reject {
+        location: Location::File,
+        reason,
+        raw: None,
+        raw_bytes: bytes,
+    })
 }
 
 /// Signals that the sink asked to stop, through serde's error channel.
@@ -276,7 +342,13 @@ fn element(spec: &FieldSpec, sink: &mut dyn Sink, index: u64, value: Value) -> C
     let raw = value.to_string();
     let raw_bytes = raw.len() as u64;
     match extract_value(value, spec) {
-        Ok((text, id_value, meta)) => sink.record(Record { index, text, id_value, meta, raw_bytes }),
+        Ok((text, id_value, meta)) => sink.record(Record {
+            index,
+            text,
+            id_value,
+            meta,
+            raw_bytes,
+        }),
         Err(reason) => sink.reject(Reject {
             location: Location::Record { record: index },
             reason,
@@ -287,12 +359,19 @@ fn element(spec: &FieldSpec, sink: &mut dyn Sink, index: u64, value: Value) -> C
 }
 
 /// The fields of an already parsed record.
-fn extract_value(value: Value, spec: &FieldSpec) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
+fn extract_value(
+    value: Value,
+    spec: &FieldSpec,
+) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
     let Value::Object(mut map) = value else {
         return Err(format!("expected a JSON object, found {}", kind(&value)));
     };
     let names = spec.text.fields();
-    let mut fields = Fields { text: vec![None; names.len()], id: None, meta: vec![None; spec.meta_len] };
+    let mut fields = Fields {
+        text: vec![None; names.len()],
+        id: None,
+        meta: vec![None; spec.meta_len],
+    };
     for (name, slot) in &spec.keep {
         fields.meta[*slot] = match map.get(name) {
             None | Some(Value::Null) => None,
@@ -309,7 +388,11 @@ fn extract_value(value: Value, spec: &FieldSpec) -> Result<(String, Option<Strin
     finish(fields, spec)
 }
 
-pub(super) fn read_json(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink) -> ControlFlow<()> {
+pub(super) fn read_json(
+    file: &InputFile,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
     let reader = match open(file) {
         Ok(reader) => reader,
         Err(err) => return whole_file_reject(sink, format!("cannot open: {err}"), file.size),
@@ -320,7 +403,12 @@ pub(super) fn read_json(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink)
         match reader.fill_buf() {
             Ok([]) => return ControlFlow::Continue(()),
             Ok(buf) => {
-                let blank = buf.iter().take_while(|b| b.is_ascii_whitespace() || **b == 0xEF || **b == 0xBB || **b == 0xBF).count();
+                let blank = buf
+                    .iter()
+                    .take_while(|b| {
+                        b.is_ascii_whitespace() || **b == 0xEF || **b == 0xBB || **b == 0xBF
+                    })
+                    .count();
                 if blank < buf.len() {
                     let first = buf[blank];
                     reader.consume(blank);
@@ -334,8 +422,14 @@ pub(super) fn read_json(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink)
     };
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     if first == b'[' {
-        let result = serde::Deserializer::deserialize_seq(&mut deserializer, ArrayVisitor { spec, sink: &mut *sink })
-            .and_then(|()| deserializer.end());
+        let result = serde::Deserializer::deserialize_seq(
+            &mut deserializer,
+            ArrayVisitor {
+                spec,
+                sink: &mut *sink,
+            },
+        )
+        .and_then(|()| deserializer.end());
         return match result {
             Ok(()) => ControlFlow::Continue(()),
             Err(err) if err.to_string().starts_with(STOP) => ControlFlow::Break(()),
@@ -355,17 +449,26 @@ pub(super) fn read_json(file: &InputFile, spec: &FieldSpec, sink: &mut dyn Sink)
 
 fn json_error(file: &InputFile, sink: &mut dyn Sink, err: &serde_json::Error) -> ControlFlow<()> {
     let reason = if err.is_io() {
-        let kind = if err.to_string().contains("end of file") || err.to_string().contains("incomplete") {
-            std::io::ErrorKind::UnexpectedEof
-        } else {
-            std::io::ErrorKind::Other
-        };
+        let kind =
+            if err.to_string().contains("end of file") || err.to_string().contains("incomplete") {
+                std::io::ErrorKind::UnexpectedEof
+            } else {
+                std::io::ErrorKind::Other
+            };
         stream_error(file, &std::io::Error::new(kind, err.to_string()))
     } else if err.is_eof() {
         format!("truncated JSON: {err}")
     } else {
         format!("malformed JSON: {err}")
     };
-    let location = Location::LineColumn { line: err.line() as u64, column: err.column() as u64 };
-    sink.reject(Reject { location, reason, raw: None, raw_bytes: 0 })
+    let location = Location::LineColumn {
+        line: err.line() as u64,
+        column: err.column() as u64,
+    };
+    sink.reject(Reject {
+        location,
+        reason,
+        raw: None,
+        raw_bytes: 0,
+    })
 }

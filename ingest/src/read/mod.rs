@@ -68,14 +68,29 @@ impl FieldSpec {
         let keep = input
             .keep
             .iter()
-            .map(|name| (name.clone(), keep_columns.iter().position(|c| c == name).unwrap_or(0)))
+            .map(|name| {
+                (
+                    name.clone(),
+                    keep_columns.iter().position(|c| c == name).unwrap_or(0),
+                )
+            })
             .collect();
-        FieldSpec { text: input.text.clone(), id: input.id_field.clone(), keep, meta_len: keep_columns.len() }
+        FieldSpec {
+            text: input.text.clone(),
+            id: input.id_field.clone(),
+            keep,
+            meta_len: keep_columns.len(),
+        }
     }
 }
 
 /// Reads one unit into the sink.
-pub fn read_unit(file: &InputFile, row_group: Option<usize>, spec: &FieldSpec, sink: &mut dyn Sink) -> ControlFlow<()> {
+pub fn read_unit(
+    file: &InputFile,
+    row_group: Option<usize>,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
     match file.format {
         Format::Jsonl => json::read_jsonl(file, spec, sink),
         Format::Json => json::read_json(file, spec, sink),

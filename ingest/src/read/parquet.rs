@@ -11,11 +11,21 @@ use super::{FieldSpec, Record, Reject, Sink};
 use crate::error::Location;
 use crate::plan::InputFile;
 
-pub(super) fn read_row_group(file: &InputFile, row_group: Option<usize>, spec: &FieldSpec, sink: &mut dyn Sink) -> ControlFlow<()> {
+pub(super) fn read_row_group(
+    file: &InputFile,
+    row_group: Option<usize>,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
     let groups = match &file.row_groups {
         Some(Ok(groups)) => groups,
         Some(Err(reason)) => {
-            return sink.reject(Reject { location: Location::File, reason: reason.clone(), raw: None, raw_bytes: file.size });
+            return sink.reject(Reject {
+                location: Location::File,
+                reason: reason.clone(),
+                raw: None,
+                raw_bytes: file.size,
+            });
         }
         None => return ControlFlow::Continue(()),
     };
@@ -26,20 +36,35 @@ pub(super) fn read_row_group(file: &InputFile, row_group: Option<usize>, spec: &
     let first_row = groups[group].first_row;
     let unit_bytes = groups[group].bytes;
     let fail = |sink: &mut dyn Sink, reason: String| {
-        sink.reject(Reject { location: Location::RowGroup { row_group: group }, reason, raw: None, raw_bytes: unit_bytes })
+        sink.reject(Reject {
+            location: Location::RowGroup { row_group: group },
+            reason,
+            raw: None,
+            raw_bytes: unit_bytes,
+        })
     };
-    let opened = fs_err::File::open(&file.path).map_err(|err| err.to_string()).and_then(|f| {
-        ParquetRecordBatchReaderBuilder::try_new(f.into_parts().0).map_err(|err| format!("corrupt Parquet file: {err}"))
-    });
+    let opened = fs_err::File::open(&file.path)
+        .map_err(|err| err.to_string())
+        .and_then(|f| {
+            ParquetRecordBatchReaderBuilder::try_new(f.into_parts().0)
+                .map_err(|err| format!("corrupt Parquet file: {err}"))
+        });
     let builder = match opened {
         Ok(builder) => builder,
         Err(reason) => return fail(sink, reason),
     };
     let arrow_schema = builder.schema().clone();
-    let column_names: Vec<&str> = arrow_schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let column_names: Vec<&str> = arrow_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
     for name in spec.text.fields().into_iter().chain(spec.id.as_deref()) {
         if !column_names.contains(&name) {
-            let reason = format!("missing field `{name}` (columns: {})", column_names.join(", "));
+            let reason = format!(
+                "missing field `{name}` (columns: {})",
+                column_names.join(", ")
+            );
             return fail(sink, reason);
         }
     }
@@ -47,12 +72,18 @@ pub(super) fn read_row_group(file: &InputFile, row_group: Option<usize>, spec: &
         .iter()
         .enumerate()
         .filter(|&(_, &name)| {
-            spec.text.fields().contains(&name) || spec.id.as_deref() == Some(name) || spec.keep.iter().any(|(keep, _)| keep == name)
+            spec.text.fields().contains(&name)
+                || spec.id.as_deref() == Some(name)
+                || spec.keep.iter().any(|(keep, _)| keep == name)
         })
         .map(|(index, _)| index)
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), wanted);
-    let reader = builder.with_row_groups(vec![group]).with_projection(mask).with_batch_size(1024).build();
+    let reader = builder
+        .with_row_groups(vec![group])
+        .with_projection(mask)
+        .with_batch_size(1024)
+        .build();
     let reader = match reader {
         Ok(reader) => reader,
         Err(err) => return fail(sink, format!("cannot read row group: {err}")),
@@ -62,9 +93,17 @@ pub(super) fn read_row_group(file: &InputFile, row_group: Option<usize>, spec: &
         let batch = match batch {
             Ok(batch) => batch,
             Err(err) => {
-                let location = Location::Row { row_group: group, row };
+                let location = Location::Row {
+                    row_group: group,
+                    row,
+                };
                 let reason = format!("corrupt data: {err}");
-                return sink.reject(Reject { location, reason, raw: None, raw_bytes: 0 });
+                return sink.reject(Reject {
+                    location,
+                    reason,
+                    raw: None,
+                    raw_bytes: 0,
+                });
             }
         };
         let columns = match Columns::new(&batch, spec) {
@@ -85,8 +124,16 @@ pub(super) fn read_row_group(file: &InputFile, row_group: Option<usize>, spec: &
             }
             let id_value = columns.id.as_ref().and_then(|c| c.scalar(index));
             if let (Some(name), None) = (&spec.id, &id_value) {
-                let location = Location::Row { row_group: group, row };
-                let reject = Reject { location, reason: format!("missing id field `{name}` (null)"), raw: Some(text), raw_bytes: 0 };
+                let location = Location::Row {
+                    row_group: group,
+                    row,
+                };
+                let reject = Reject {
+                    location,
+                    reason: format!("missing id field `{name}` (null)"),
+                    raw: Some(text),
+                    raw_bytes: 0,
+                };
                 sink.reject(reject)?;
                 row += 1;
                 continue;
@@ -96,7 +143,13 @@ pub(super) fn read_row_group(file: &InputFile, row_group: Option<usize>, spec: &
                 meta[*slot] = column.scalar(index);
             }
             let raw_bytes = text.len() as u64;
-            sink.record(Record { index: row, text, id_value, meta, raw_bytes })?;
+            sink.record(Record {
+                index: row,
+                text,
+                id_value,
+                meta,
+                raw_bytes,
+            })?;
             row += 1;
         }
     }
@@ -113,14 +166,27 @@ enum TextColumn {
 impl TextColumn {
     fn new(array: &ArrayRef, name: &str, for_text: bool) -> Result<TextColumn, String> {
         match array.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
-                Ok(TextColumn::Strings(arrow::compute::cast(array, &DataType::Utf8).map_err(|e| e.to_string())?))
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Ok(TextColumn::Strings(
+                arrow::compute::cast(array, &DataType::Utf8).map_err(|e| e.to_string())?,
+            )),
+            DataType::List(item) | DataType::LargeList(item)
+                if matches!(
+                    item.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                ) =>
+            {
+                let target = DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new(
+                    "item",
+                    DataType::Utf8,
+                    true,
+                )));
+                Ok(TextColumn::Lists(
+                    arrow::compute::cast(array, &target).map_err(|e| e.to_string())?,
+                ))
             }
-            DataType::List(item) | DataType::LargeList(item) if matches!(item.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View) => {
-                let target = DataType::List(std::sync::Arc::new(arrow::datatypes::Field::new("item", DataType::Utf8, true)));
-                Ok(TextColumn::Lists(arrow::compute::cast(array, &target).map_err(|e| e.to_string())?))
-            }
-            other if for_text => Err(format!("field `{name}` is not text (Parquet column of type {other})")),
+            other if for_text => Err(format!(
+                "field `{name}` is not text (Parquet column of type {other})"
+            )),
             _ => arrow::compute::cast(array, &DataType::Utf8)
                 .map(TextColumn::Strings)
                 .map_err(|err| format!("field `{name}` cannot be read as text: {err}")),
@@ -131,7 +197,11 @@ impl TextColumn {
         match self {
             TextColumn::Strings(array) => {
                 let strings = array.as_string::<i32>();
-                if strings.is_null(row) { vec![] } else { vec![strings.value(row)] }
+                if strings.is_null(row) {
+                    vec![]
+                } else {
+                    vec![strings.value(row)]
+                }
             }
             TextColumn::Lists(array) => {
                 let lists = array.as_list::<i32>();
@@ -154,7 +224,9 @@ impl TextColumn {
                 let strings = array.as_string::<i32>();
                 (!strings.is_null(row)).then(|| strings.value(row).to_owned())
             }
-            TextColumn::Lists(_) => Some(serde_json::to_string(&self.lines(row)).unwrap_or_default()),
+            TextColumn::Lists(_) => {
+                Some(serde_json::to_string(&self.lines(row)).unwrap_or_default())
+            }
         }
     }
 }

@@ -5,11 +5,17 @@ use super::*;
 
 fn rejects(out: &Path) -> Result<Vec<serde_json::Value>> {
     let text = std::fs::read_to_string(out.join("_rejects.jsonl"))?;
-    Ok(text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?)
+    Ok(text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?)
 }
 
 fn fail_message(path: &Path, text_fields: Option<Vec<String>>) -> String {
-    let out = path.parent().unwrap().join(format!("fail-{}", path.file_name().unwrap().to_string_lossy()));
+    let out = path.parent().unwrap().join(format!(
+        "fail-{}",
+        path.file_name().unwrap().to_string_lossy()
+    ));
     let mut inp = input(path);
     inp.text_fields = text_fields;
     let mut options = config(vec![inp], &out);
@@ -36,20 +42,56 @@ fn malformed_lines_invalid_utf8_and_missing_fields() -> Result {
     assert_eq!(report.dropped.malformed, 5);
     let rejects = rejects(&out)?;
     assert_eq!(rejects.len(), 5);
-    let lines: Vec<u64> = rejects.iter().map(|r| r["location"]["line"]["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = rejects
+        .iter()
+        .map(|r| r["location"]["line"]["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![2, 3, 4, 5, 6]);
-    assert!(rejects[0]["reason"].as_str().unwrap().contains("malformed JSON"));
-    assert!(rejects[1]["reason"].as_str().unwrap().contains("invalid UTF-8"));
-    assert!(rejects[2]["reason"].as_str().unwrap().contains("missing field `text`"));
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
+    assert!(
+        rejects[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid UTF-8")
+    );
+    assert!(
+        rejects[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `text`")
+    );
     assert!(rejects[3]["reason"].as_str().unwrap().contains("not text"));
-    assert!(rejects[4]["reason"].as_str().unwrap().contains("expected a JSON object"));
+    assert!(
+        rejects[4]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("expected a JSON object")
+    );
     assert_eq!(rejects[2]["raw"], "{\"body\": \"no text field here\"}");
     assert!(rejects[0]["file"].as_str().unwrap().ends_with("bad.jsonl"));
-    let third_line = raw.iter().enumerate().filter(|(_, b)| **b == b'\n').nth(1).unwrap().0 as u64 + 1;
-    assert_eq!(rejects[1]["location"]["line"]["offset"].as_u64(), Some(third_line));
+    let third_line = raw
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .unwrap()
+        .0 as u64
+        + 1;
+    assert_eq!(
+        rejects[1]["location"]["line"]["offset"].as_u64(),
+        Some(third_line)
+    );
 
     let message = fail_message(&path, None);
-    assert!(message.contains("bad.jsonl") && message.contains("line 2"), "{message}");
+    assert!(
+        message.contains("bad.jsonl") && message.contains("line 2"),
+        "{message}"
+    );
     Ok(())
 }
 
@@ -58,7 +100,9 @@ fn truncated_gzip_and_zstd_keep_what_came_before() -> Result {
     let dir = tempfile::tempdir()?;
     let mut raw = String::new();
     for i in 0..2000 {
-        raw.push_str(&serde_json::json!({"text": format!("{EN} {i} {}", "x".repeat(i % 50))}).to_string());
+        raw.push_str(
+            &serde_json::json!({"text": format!("{EN} {i} {}", "x".repeat(i % 50))}).to_string(),
+        );
         raw.push('\n');
     }
     let gz = gzip(raw.as_bytes());
@@ -70,13 +114,24 @@ fn truncated_gzip_and_zstd_keep_what_came_before() -> Result {
         let out = dir.path().join(format!("out-{name}"));
         let report = run(config(vec![input(&path)], &out))?;
         assert_eq!(report.dropped.malformed, 1, "{name}");
-        assert!(report.documents_out > 100 && report.documents_out < 2000, "{name}: {}", report.documents_out);
+        assert!(
+            report.documents_out > 100 && report.documents_out < 2000,
+            "{name}: {}",
+            report.documents_out
+        );
         let rejects = rejects(&out)?;
         let reason = rejects[0]["reason"].as_str().unwrap();
-        assert!(reason.contains("truncated") && reason.contains(if name.ends_with("gz") { "gzip" } else { "zstd" }), "{name}: {reason}");
+        assert!(
+            reason.contains("truncated")
+                && reason.contains(if name.ends_with("gz") { "gzip" } else { "zstd" }),
+            "{name}: {reason}"
+        );
         assert!(rejects[0]["location"]["offset"]["offset"].as_u64().unwrap() > 0);
         let message = fail_message(&path, None);
-        assert!(message.contains(name) && message.contains("truncated"), "{message}");
+        assert!(
+            message.contains(name) && message.contains("truncated"),
+            "{message}"
+        );
     }
     Ok(())
 }
@@ -84,22 +139,57 @@ fn truncated_gzip_and_zstd_keep_what_came_before() -> Result {
 #[test]
 fn truncated_json_array_and_corrupt_parquet() -> Result {
     let dir = tempfile::tempdir()?;
-    let array = serde_json::to_string_pretty(&serde_json::json!([{"text": EN}, {"text": ZH}, {"text": "third document in the array"}]))?;
+    let array = serde_json::to_string_pretty(
+        &serde_json::json!([{"text": EN}, {"text": ZH}, {"text": "third document in the array"}]),
+    )?;
     let json = dir.path().join("cut.json");
     std::fs::write(&json, &array[..array.len() - 40])?;
     let parquet = dir.path().join("corrupt.parquet");
-    std::fs::write(&parquet, b"PAR1 this is not really parquet data at all, no footer")?;
+    std::fs::write(
+        &parquet,
+        b"PAR1 this is not really parquet data at all, no footer",
+    )?;
     let out = dir.path().join("out");
     let report = run(config(vec![input(&json), input(&parquet)], &out))?;
-    assert_eq!(report.documents_out, 2, "the two complete records before the cut");
+    assert_eq!(
+        report.documents_out, 2,
+        "the two complete records before the cut"
+    );
     assert_eq!(report.dropped.malformed, 2);
     let rejects = rejects(&out)?;
-    assert!(rejects[0]["reason"].as_str().unwrap().contains("truncated JSON"), "{}", rejects[0]);
-    assert!(rejects[0]["location"]["line_column"]["line"].as_u64().unwrap() > 1);
-    assert!(rejects[1]["file"].as_str().unwrap().ends_with("corrupt.parquet"));
-    assert!(rejects[1]["reason"].as_str().unwrap().contains("corrupt Parquet"), "{}", rejects[1]);
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("truncated JSON"),
+        "{}",
+        rejects[0]
+    );
+    assert!(
+        rejects[0]["location"]["line_column"]["line"]
+            .as_u64()
+            .unwrap()
+            > 1
+    );
+    assert!(
+        rejects[1]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("corrupt.parquet")
+    );
+    assert!(
+        rejects[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("corrupt Parquet"),
+        "{}",
+        rejects[1]
+    );
     let message = fail_message(&parquet, None);
-    assert!(message.contains("corrupt.parquet") && message.contains("corrupt Parquet"), "{message}");
+    assert!(
+        message.contains("corrupt.parquet") && message.contains("corrupt Parquet"),
+        "{message}"
+    );
     Ok(())
 }
 
@@ -107,10 +197,13 @@ fn truncated_json_array_and_corrupt_parquet() -> Result {
 fn missing_field_in_json_array_and_text_file_utf8() -> Result {
     let dir = tempfile::tempdir()?;
     let poems = dir.path().join("poems.json");
-    std::fs::write(&poems, serde_json::to_vec(&serde_json::json!([
-        {"title": "a", "paragraphs": ["一二三四五六七八九十"]},
-        {"title": "b"},
-    ]))?)?;
+    std::fs::write(
+        &poems,
+        serde_json::to_vec(&serde_json::json!([
+            {"title": "a", "paragraphs": ["一二三四五六七八九十"]},
+            {"title": "b"},
+        ]))?,
+    )?;
     let text = dir.path().join("latin1.txt");
     std::fs::write(&text, b"caf\xe9 au lait, a text in latin-1 encoding")?;
     let out = dir.path().join("out");
@@ -120,11 +213,26 @@ fn missing_field_in_json_array_and_text_file_utf8() -> Result {
     assert_eq!(report.documents_out, 1);
     let rejects = rejects(&out)?;
     assert_eq!(rejects[0]["location"]["record"]["record"], 1);
-    assert!(rejects[0]["reason"].as_str().unwrap().contains("missing field `paragraphs`"));
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `paragraphs`")
+    );
     assert_eq!(rejects[0]["raw"], r#"{"title":"b"}"#);
     assert_eq!(rejects[1]["location"]["offset"]["offset"], 3);
-    assert!(rejects[1]["reason"].as_str().unwrap().contains("invalid UTF-8"));
+    assert!(
+        rejects[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid UTF-8")
+    );
     let message = fail_message(&poems, Some(vec!["title".into(), "paragraphs".into()]));
-    assert!(message.contains("poems.json") && message.contains("record 1") && message.contains("paragraphs"), "{message}");
+    assert!(
+        message.contains("poems.json")
+            && message.contains("record 1")
+            && message.contains("paragraphs"),
+        "{message}"
+    );
     Ok(())
 }

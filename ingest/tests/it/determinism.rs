@@ -92,7 +92,14 @@ fn four_tasks_merged_equal_one_run() -> Result {
     let before = read_docs(&sharded)?;
     assert!(before.len() > read_docs(&single)?.len());
     let config = options(&root, &sharded).resolve("test", Shard::ALL)?;
-    let merged = ingest(&config, &RunOptions { merge_only: true, ..RunOptions::default() }, &|_| {})?;
+    let merged = ingest(
+        &config,
+        &RunOptions {
+            merge_only: true,
+            ..RunOptions::default()
+        },
+        &|_| {},
+    )?;
     assert!(merged.complete);
     assert_eq!(folder_bytes(&sharded)?, folder_bytes(&single)?);
     assert_eq!(merged.documents_out, one.documents_out);
@@ -101,7 +108,14 @@ fn four_tasks_merged_equal_one_run() -> Result {
     assert_eq!(merged.by_source, one.by_source);
 
     // Merging again changes nothing.
-    ingest(&config, &RunOptions { merge_only: true, ..RunOptions::default() }, &|_| {})?;
+    ingest(
+        &config,
+        &RunOptions {
+            merge_only: true,
+            ..RunOptions::default()
+        },
+        &|_| {},
+    )?;
     assert_eq!(folder_bytes(&sharded)?, folder_bytes(&single)?);
     Ok(())
 }
@@ -113,7 +127,15 @@ fn merge_refuses_missing_tasks_and_other_configs() -> Result {
     let out = dir.path().join("out");
     run_shard(options(&root, &out), Shard { index: 0, count: 2 })?;
     let config = options(&root, &out).resolve("test", Shard::ALL)?;
-    let err = ingest(&config, &RunOptions { merge_only: true, ..RunOptions::default() }, &|_| {}).unwrap_err();
+    let err = ingest(
+        &config,
+        &RunOptions {
+            merge_only: true,
+            ..RunOptions::default()
+        },
+        &|_| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("not done yet"), "{err}");
     let mut other = options(&root, &out);
     other.min_chars = Some(3);
@@ -137,7 +159,10 @@ fn resume_skips_finished_chunks() -> Result {
     for entry in std::fs::read_dir(&state)? {
         let path = entry?.path();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.starts_with("chunk-0000") && name.ends_with(".json") && name.as_str() >= "chunk-00003.json" {
+        if name.starts_with("chunk-0000")
+            && name.ends_with(".json")
+            && name.as_str() >= "chunk-00003.json"
+        {
             std::fs::remove_file(&path)?;
             removed += 1;
         }

@@ -8,7 +8,10 @@ fn jsonl_plain_gzip_and_zstd() -> Result {
     let raw = jsonl_lines();
     std::fs::write(dir.path().join("a.jsonl"), &raw)?;
     std::fs::write(dir.path().join("b.jsonl.gz"), gzip(raw.as_bytes()))?;
-    std::fs::write(dir.path().join("c.ndjson.zst"), zstd::encode_all(raw.as_bytes(), 3)?)?;
+    std::fs::write(
+        dir.path().join("c.ndjson.zst"),
+        zstd::encode_all(raw.as_bytes(), 3)?,
+    )?;
     for name in ["a.jsonl", "b.jsonl.gz", "c.ndjson.zst"] {
         let out = dir.path().join(format!("out-{name}"));
         let mut inp = input(&dir.path().join(name));
@@ -24,9 +27,15 @@ fn jsonl_plain_gzip_and_zstd() -> Result {
         assert_eq!(docs[0].meta, vec![Some("a".into()), None]);
         assert_eq!(docs[1].text, ZH);
         assert_eq!(docs[1].lang, "zh");
-        assert_eq!(docs[1].meta, vec![Some("b".into()), Some(r#"{"deep":[1,2]}"#.into())]);
+        assert_eq!(
+            docs[1].meta,
+            vec![Some("b".into()), Some(r#"{"deep":[1,2]}"#.into())]
+        );
         // Cleaned: control characters gone, \r\n -> \n, trimmed.
-        assert_eq!(docs[2].text, "Second\nline of english text for the reader here.");
+        assert_eq!(
+            docs[2].text,
+            "Second\nline of english text for the reader here."
+        );
         assert!(out.join("_manifest.json").exists());
     }
     Ok(())
@@ -39,9 +48,17 @@ fn json_arrays_with_joined_fields_and_ids() -> Result {
         {"author": "李白", "title": "静夜思", "paragraphs": ["床前明月光，疑是地上霜。", "举头望明月，低头思故乡。"], "id": "p1"},
         {"author": "王维", "title": "鹿柴", "paragraphs": ["空山不见人，但闻人语响。", "返景入深林，复照青苔上。"], "id": "p2"},
     ]);
-    std::fs::write(dir.path().join("poems.json"), serde_json::to_vec_pretty(&poems)?)?;
+    std::fs::write(
+        dir.path().join("poems.json"),
+        serde_json::to_vec_pretty(&poems)?,
+    )?;
     // A .json file holding one object (like the sotu speeches) is one record.
-    std::fs::write(dir.path().join("one.json"), serde_json::to_vec(&serde_json::json!({"author": "x", "title": "T", "paragraphs": ["只有一首诗，写在这里。"], "id": "p3"}))?)?;
+    std::fs::write(
+        dir.path().join("one.json"),
+        serde_json::to_vec(
+            &serde_json::json!({"author": "x", "title": "T", "paragraphs": ["只有一首诗，写在这里。"], "id": "p3"}),
+        )?,
+    )?;
     let out = dir.path().join("out");
     let mut inp = input(dir.path());
     inp.text_fields = Some(vec!["title".into(), "paragraphs".into()]);
@@ -50,13 +67,19 @@ fn json_arrays_with_joined_fields_and_ids() -> Result {
     let report = run(config(vec![inp], &out))?;
     assert_eq!(report.documents_out, 3);
     let docs = read_docs(&out)?;
-    assert_eq!(docs[1].text, "静夜思\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。");
+    assert_eq!(
+        docs[1].text,
+        "静夜思\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。"
+    );
     assert_eq!(docs[0].text, "T\n只有一首诗，写在这里。");
     assert_eq!(docs[1].meta, vec![Some("李白".into())]);
     // Ids come from the id field (hashed with the source), so they do not depend on paths.
     let again = dir.path().join("again");
     std::fs::create_dir(dir.path().join("moved"))?;
-    std::fs::copy(dir.path().join("poems.json"), dir.path().join("moved/renamed.json"))?;
+    std::fs::copy(
+        dir.path().join("poems.json"),
+        dir.path().join("moved/renamed.json"),
+    )?;
     let mut inp = input(&dir.path().join("moved"));
     inp.text_fields = Some(vec!["title".into(), "paragraphs".into()]);
     inp.id = Some("id".into());
@@ -76,9 +99,14 @@ fn parquet_text_and_list_columns_by_row_group() -> Result {
         Field::new("lines", DataType::new_list(DataType::Utf8, true), true),
         Field::new("year", DataType::Int64, true),
     ]));
-    let props = parquet::file::properties::WriterProperties::builder().set_max_row_group_row_count(Some(3)).build();
-    let mut writer = ArrowWriter::try_new(std::fs::File::create(&path)?, schema.clone(), Some(props))?;
-    let bodies: Vec<Option<String>> = (0..7).map(|i| Some(format!("document number {i} with enough words in it"))).collect();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(3))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&path)?, schema.clone(), Some(props))?;
+    let bodies: Vec<Option<String>> = (0..7)
+        .map(|i| Some(format!("document number {i} with enough words in it")))
+        .collect();
     let mut lists = arrow::array::ListBuilder::new(arrow::array::StringBuilder::new());
     for i in 0..7 {
         lists.values().append_value(format!("line a{i}"));
@@ -90,7 +118,9 @@ fn parquet_text_and_list_columns_by_row_group() -> Result {
         vec![
             Arc::new(StringArray::from(bodies)),
             Arc::new(lists.finish()),
-            Arc::new(arrow::array::Int64Array::from((0..7).map(|i| 1990 + i).collect::<Vec<_>>())),
+            Arc::new(arrow::array::Int64Array::from(
+                (0..7).map(|i| 1990 + i).collect::<Vec<_>>(),
+            )),
         ],
     )?;
     writer.write(&batch)?;
@@ -104,7 +134,10 @@ fn parquet_text_and_list_columns_by_row_group() -> Result {
     let mut options = config(vec![inp], &out);
     options.part_size_mb = Some(1e-6);
     let report = run(options)?;
-    assert_eq!(report.chunks_total, 3, "7 rows in row groups of 3 -> 3 units");
+    assert_eq!(
+        report.chunks_total, 3,
+        "7 rows in row groups of 3 -> 3 units"
+    );
     let docs = read_docs(&out)?;
     assert_eq!(docs.len(), 7);
     assert_eq!(docs[6].text, "document number 6 with enough words in it");
@@ -135,11 +168,25 @@ fn text_and_html_files_are_one_document_each() -> Result {
     let report = run(config(vec![inp], &out))?;
     assert_eq!(report.files, 2, "the .png is not an input");
     let docs = read_docs(&out)?;
-    let html = docs.iter().find(|d| d.meta[0].as_deref() == Some("sub/b.html")).expect("html doc");
+    let html = docs
+        .iter()
+        .find(|d| d.meta[0].as_deref() == Some("sub/b.html"))
+        .expect("html doc");
     assert!(html.text.contains("Heading here"), "{}", html.text);
-    assert!(html.text.contains("First paragraph & more text."), "{}", html.text);
-    assert!(!html.text.contains("color:red") && !html.text.contains("var x"), "{}", html.text);
-    let txt = docs.iter().find(|d| d.meta[0].as_deref() == Some("a.txt")).expect("txt doc");
+    assert!(
+        html.text.contains("First paragraph & more text."),
+        "{}",
+        html.text
+    );
+    assert!(
+        !html.text.contains("color:red") && !html.text.contains("var x"),
+        "{}",
+        html.text
+    );
+    let txt = docs
+        .iter()
+        .find(|d| d.meta[0].as_deref() == Some("a.txt"))
+        .expect("txt doc");
     assert_eq!(txt.text, EN);
     assert_eq!(txt.source, "site");
     Ok(())
@@ -148,7 +195,10 @@ fn text_and_html_files_are_one_document_each() -> Result {
 #[test]
 fn where_filter_and_length_rules() -> Result {
     let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("a.jsonl"), jsonl_lines() + "{\"text\": \"tiny\"}\n{\"text\": \"   \"}\n")?;
+    std::fs::write(
+        dir.path().join("a.jsonl"),
+        jsonl_lines() + "{\"text\": \"tiny\"}\n{\"text\": \"   \"}\n",
+    )?;
     let out = dir.path().join("out");
     let mut options = config(vec![input(&dir.path().join("a.jsonl"))], &out);
     options.min_chars = Some(10);
@@ -184,8 +234,13 @@ fn big_input_rolls_over_into_several_parts() -> Result {
     assert!(out.join("part-00000.parquet").exists() && out.join("part-00000_001.parquet").exists());
     let docs = read_docs(&out)?;
     assert_eq!(docs.len(), 3000);
-    assert!(docs[2999].text.ends_with("number 2999"), "parts sort in document order");
-    let meta = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(out.join("part-00000.parquet"))?)?;
+    assert!(
+        docs[2999].text.ends_with("number 2999"),
+        "parts sort in document order"
+    );
+    let meta = parquet::file::reader::SerializedFileReader::new(std::fs::File::open(
+        out.join("part-00000.parquet"),
+    )?)?;
     assert!(parquet::file::reader::FileReader::metadata(&meta).num_row_groups() > 1);
     Ok(())
 }

@@ -9,7 +9,9 @@ use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use tinyforge_ingest::{IngestConfig, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions, Shard, ingest};
+use tinyforge_ingest::{
+    IngestConfig, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions, Shard, ingest,
+};
 
 type Result<T = ()> = anyhow::Result<T>;
 
@@ -31,10 +33,13 @@ fn read_docs(dir: &Path) -> Result<Vec<Doc>> {
     names.sort();
     let mut docs = Vec::new();
     for path in names {
-        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?;
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path)?)?.build()?;
         for batch in reader {
             let batch = batch?;
-            let ids = batch.column(0).as_primitive::<arrow::datatypes::UInt64Type>();
+            let ids = batch
+                .column(0)
+                .as_primitive::<arrow::datatypes::UInt64Type>();
             let texts = batch.column(1).as_string::<i32>();
             let langs = batch.column(2).as_string::<i32>();
             let sources = batch.column(3).as_string::<i32>();
@@ -59,11 +64,20 @@ fn read_docs(dir: &Path) -> Result<Vec<Doc>> {
 }
 
 fn input(path: &Path) -> InputOptions {
-    InputOptions { path: Some(OneOrMany::One(path.display().to_string())), ..InputOptions::default() }
+    InputOptions {
+        path: Some(OneOrMany::One(path.display().to_string())),
+        ..InputOptions::default()
+    }
 }
 
 fn config(inputs: Vec<InputOptions>, out: &Path) -> IngestOptions {
-    IngestOptions { out: Some(out.display().to_string()), min_chars: Some(1), threads: Some(2), input: inputs, ..IngestOptions::default() }
+    IngestOptions {
+        out: Some(out.display().to_string()),
+        min_chars: Some(1),
+        threads: Some(2),
+        input: inputs,
+        ..IngestOptions::default()
+    }
 }
 
 fn run(options: IngestOptions) -> Result<tinyforge_ingest::Report> {
@@ -81,7 +95,8 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-const EN: &str = "The quick brown fox jumps over the lazy dog while the farmer watches from the porch.";
+const EN: &str =
+    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch.";
 const ZH: &str = "床前明月光，疑是地上霜。举头望明月，低头思故乡。";
 
 fn jsonl_lines() -> String {
