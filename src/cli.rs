@@ -15,7 +15,7 @@ PanGu-π Pro recipe: compact tokenizer, depth-first architecture, parameter inhe
 multiple-round training with loss-aware resampling.\n\nEvery stage reads and writes files (see \
 docs/FORMAT.md), so each can run as its own batch job; data is on stdout, logs and progress on \
 stderr.",
-    after_help = "Examples:\n  tinyforge ingest corpus/*.jsonl.zst --out docs/\n  tinyforge stats docs/\n\nRun `tinyforge <command> --help` for the options and an example of each command."
+    after_help = "Examples:\n  tinyforge run configs/demo.toml\n  tinyforge ingest corpus/*.jsonl.zst --out docs/\n  tinyforge stats docs/\n\nRun `tinyforge <command> --help` for the options and an example of each command."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -51,14 +51,22 @@ pub enum ProgressMode {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     // Each stage adds one variant here and one arm in `run` below.
+    /// Run the whole pipeline from a config: ingest, vocab, tokenize, train, eval.
+    Run(commands::run::RunArgs),
     Ingest(commands::ingest::IngestArgs),
     Stats(commands::stats::StatsArgs),
+    /// Count token frequencies over documents and prune a base tokenizer into a compact one.
+    Vocab(commands::vocab::VocabArgs),
     /// Zero-/few-shot benchmarks (ARC, HellaSwag, C3, MMLU, ...) and perplexity of a checkpoint.
     Eval(commands::eval::EvalArgs),
     /// Encode a documents folder into token shards (zstd frames, manifest, checksums).
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Merge, verify or inspect token-shard datasets.
     Shards(commands::shards::ShardsArgs),
+    /// Build or inspect a round plan: the units of a token dataset each training round reads.
+    Plan(commands::plan::PlanArgs),
+    /// Select the next round's units from a loss table (loss-aware resampling).
+    Sample(commands::sample::SampleArgs),
     /// Train the model over rounds of a token dataset (needs the `train` feature: libtorch).
     #[cfg(feature = "train")]
     Train(commands::train::TrainArgs),
@@ -73,11 +81,15 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
     match cli.command {
+        Command::Run(args) => commands::run::run(args, &global),
         Command::Ingest(args) => commands::ingest::run(args, &global),
         Command::Stats(args) => commands::stats::run(args, &global),
         Command::Eval(args) => commands::eval::run(args, &global),
         Command::Tokenize(args) => commands::tokenize::run(args, &global),
         Command::Shards(args) => commands::shards::run(args, &global),
+        Command::Vocab(args) => commands::vocab::run(args, &global),
+        Command::Plan(args) => commands::plan::run(args, &global),
+        Command::Sample(args) => commands::sample::run(args, &global),
         #[cfg(feature = "train")]
         Command::Train(args) => commands::train::run(args, &global),
         #[cfg(feature = "train")]

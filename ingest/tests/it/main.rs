@@ -28,7 +28,7 @@ struct Doc {
 fn read_docs(dir: &Path) -> Result<Vec<Doc>> {
     let mut names: Vec<PathBuf> = std::fs::read_dir(dir)?
         .map(|e| e.map(|e| e.path()))
-        .collect::<Result<_, _>>()?;
+        .collect::<std::result::Result<_, _>>()?;
     names.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
     names.sort();
     let mut docs = Vec::new();

@@ -1,4 +1,3 @@
-#[cfg(feature = "sql")]
 use tinyforge_vocab::merge_counts;
 use tinyforge_vocab::{BaseTokenizer, CountConfig, Counts, Shard, count_documents};
 
@@ -31,7 +30,6 @@ fn counts_equal_plain_encoding_for_both_families() {
     }
 }
 
-#[cfg(feature = "sql")]
 #[test]
 fn one_run_equals_sharded_runs_merged() {
     let docs = corpus();
@@ -66,7 +64,6 @@ fn one_run_equals_sharded_runs_merged() {
     assert!(err.contains("twice"), "{err}");
 }
 
-#[cfg(feature = "sql")]
 #[test]
 fn merge_refuses_counts_of_another_tokenizer() {
     let docs = corpus();
