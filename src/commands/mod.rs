@@ -12,6 +12,6 @@ pub mod score;
 pub mod shards;
 pub mod stats;
 pub mod tokenize;
-pub mod vocab;
 #[cfg(feature = "train")]
 pub mod train;
+pub mod vocab;

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::GlobalArgs;
 
-
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
   tinyforge run configs/demo.toml\n  \
@@ -229,13 +228,19 @@ struct StageRecord {
 
 pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let config = PipelineConfig::load(&args.config)?;
-    let work_dir = args.work_dir.clone().unwrap_or_else(|| config.work_dir.clone());
+    let work_dir = args
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| config.work_dir.clone());
     let stages = config.stages(&work_dir)?;
     if let Some(from) = &args.from
         && !stages.iter().any(|stage| &stage.name == from)
     {
         let names: Vec<&str> = stages.iter().map(|stage| stage.name.as_str()).collect();
-        bail!("--from {from}: no such stage (the stages are {})", names.join(", "));
+        bail!(
+            "--from {from}: no such stage (the stages are {})",
+            names.join(", ")
+        );
     }
     if args.dry_run {
         for stage in &stages {
@@ -254,18 +259,35 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         let record_path = reports_dir.join(format!("{:02}-{}.json", index + 1, stage.name));
         if !forced && let Some(record) = finished(&record_path, stage)? {
             if !global.quiet {
-                eprintln!("[{}/{}] {}: already done, skipped", index + 1, stages.len(), stage.name);
+                eprintln!(
+                    "[{}/{}] {}: already done, skipped",
+                    index + 1,
+                    stages.len(),
+                    stage.name
+                );
             }
             summary.insert(stage.name.clone(), record.report);
             continue;
         }
         if !global.quiet {
-            eprintln!("[{}/{}] {}: tinyforge {}", index + 1, stages.len(), stage.name, shell_words(&stage.args));
+            eprintln!(
+                "[{}/{}] {}: tinyforge {}",
+                index + 1,
+                stages.len(),
+                stage.name,
+                shell_words(&stage.args)
+            );
         }
         let record = run_stage(&exe, stage, global)?;
         write_atomically(&record_path, &serde_json::to_vec_pretty(&record)?)?;
         if !global.quiet {
-            eprintln!("[{}/{}] {}: done in {:.1}s", index + 1, stages.len(), stage.name, record.seconds);
+            eprintln!(
+                "[{}/{}] {}: done in {:.1}s",
+                index + 1,
+                stages.len(),
+                stage.name,
+                record.seconds
+            );
         }
         summary.insert(stage.name.clone(), record.report);
     }
@@ -283,8 +305,12 @@ fn finished(path: &Path, stage: &Stage) -> anyhow::Result<Option<StageRecord>> {
     if !path.exists() {
         return Ok(None);
     }
-    let record: StageRecord = serde_json::from_slice(&fs_err::read(path)?)
-        .with_context(|| format!("{}: not a stage record; delete it to rerun the stage", path.display()))?;
+    let record: StageRecord = serde_json::from_slice(&fs_err::read(path)?).with_context(|| {
+        format!(
+            "{}: not a stage record; delete it to rerun the stage",
+            path.display()
+        )
+    })?;
     Ok((record.args == stage.args).then_some(record))
 }
 
@@ -343,7 +369,8 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|arg| {
-            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            {
                 format!("'{}'", arg.replace('\'', r"'\''"))
             } else {
                 arg.clone()

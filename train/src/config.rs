@@ -322,6 +322,7 @@ mod tests {
         assert_eq!(o.resolve(None).unwrap().ffn_dim, 4864);
         let o = ModelOptions {
             dim: Some(2048),
+            heads: Some(16),
             ..o
         };
         assert_eq!(o.resolve(None).unwrap().ffn_dim, 5632);

@@ -29,6 +29,9 @@ struct Doc {
 #[derive(Deserialize)]
 struct Request {
     doc_id: u64,
+    /// The item's id in its source dataset (HellaSwag's `ind`), when the doc has no `id`.
+    #[serde(default)]
+    native_id: Option<serde_json::Value>,
     doc: Doc,
 }
 
@@ -41,7 +44,7 @@ pub fn read_olmo_requests(path: &Path) -> Result<Vec<McItem>> {
     } else {
         Box::new(BufReader::new(file))
     };
-    let mut docs: BTreeMap<u64, (usize, Doc)> = BTreeMap::new();
+    let mut docs: BTreeMap<u64, (usize, Doc, Option<serde_json::Value>)> = BTreeMap::new();
     for (index, line) in reader.lines().enumerate() {
         let number = index + 1;
         let line = line.map_err(|e| Error::parse(path, format!("line {number}: {e}")))?;
@@ -58,11 +61,13 @@ pub fn read_olmo_requests(path: &Path) -> Result<Vec<McItem>> {
         if request.doc_id >= UNCONDITIONAL_DOC_ID_OFFSET {
             continue;
         }
-        docs.entry(request.doc_id).or_insert((number, request.doc));
+        let native = request.native_id;
+        docs.entry(request.doc_id)
+            .or_insert((number, request.doc, native));
     }
     let mut items = Vec::with_capacity(docs.len());
-    for (doc_id, (line, doc)) in docs {
-        let id = match doc.id {
+    for (doc_id, (line, doc, native)) in docs {
+        let id = match doc.id.or(native) {
             Some(serde_json::Value::String(s)) => s,
             Some(other) => other.to_string(),
             None => doc_id.to_string(),

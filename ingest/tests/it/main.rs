@@ -96,7 +96,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 const EN: &str =
-    "The quick brown fox jumps over the lazy dog while the farmer watches from the porch.";
+    "The farmer watches from the porch while the children walk along the river to school.";
 const ZH: &str = "床前明月光，疑是地上霜。举头望明月，低头思故乡。";
 
 fn jsonl_lines() -> String {

@@ -101,7 +101,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let spec = mixture_spec(&units, weights, batch, seed, Exhausted::Stop);
         let Ok(plan) = Plan::create_round_one(&dir.path().join("mix.json"), &spec) else {
-            // Only refused when a pool cannot fill even one batch.
+            // Refused when a pool's share is under one unit per batch, or it cannot fill one batch.
             return Ok(());
         };
         let total: f64 = weights.iter().sum();

@@ -68,12 +68,14 @@ fn one_run_equals_sharded_runs_merged() {
 fn merge_refuses_counts_of_another_tokenizer() {
     let docs = corpus();
     let tmp = tempfile::tempdir().unwrap();
-    write_docs(tmp.path(), &docs[..20], 1, 10);
+    let docs_dir = tmp.path().join("docs");
+    write_docs(&docs_dir, &docs[..20], 1, 10);
     let mut paths = Vec::new();
     for name in ["bytelevel_bpe.json", "spm_bpe.json"] {
         let base = BaseTokenizer::load(&fixture(name)).unwrap();
+        // Outside the documents folder, which `count` reads whole.
         let path = tmp.path().join(format!("{name}.parquet"));
-        count(tmp.path(), &base, Shard::default())
+        count(&docs_dir, &base, Shard::default())
             .write(&path)
             .unwrap();
         paths.push(path);
