@@ -280,7 +280,7 @@ impl LlamaModel {
                 config.hidden_act
             )));
         }
-        if config.num_attention_heads % config.kv_heads() != 0 {
+        if !config.num_attention_heads.is_multiple_of(config.kv_heads()) {
             return Err(bad(
                 "num_attention_heads is not a multiple of num_key_value_heads".into(),
             ));

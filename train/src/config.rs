@@ -123,13 +123,13 @@ impl ModelConfig {
                 self.name
             ));
         }
-        if self.dim % self.heads != 0 {
+        if !self.dim.is_multiple_of(self.heads) {
             return bad(format!(
                 "{}: dim {} is not a multiple of heads {}",
                 self.name, self.dim, self.heads
             ));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return bad(format!(
                 "{}: head dim {} must be even for RoPE",
                 self.name,

@@ -254,12 +254,12 @@ impl Model {
                 &q, &k, &vv, None, 0.0, true, None, false,
             );
             let att = att.transpose(1, 2).reshape([b, t, d]);
-            h = h + att.linear::<Tensor>(&self.w(&p, l.o, &[d, d]), None);
+            h += att.linear::<Tensor>(&self.w(&p, l.o, &[d, d]), None);
             let x = norm(&h, l.ln2);
             let gu = x.linear::<Tensor>(&self.w(&p, l.gate_up, &[2 * f, d]), None);
             let gu = gu.chunk(2, -1);
             let act = gu[0].silu() * &gu[1];
-            h = h + act.linear::<Tensor>(&self.w(&p, l.down, &[d, f]), None);
+            h += act.linear::<Tensor>(&self.w(&p, l.down, &[d, f]), None);
         }
         let h = norm(&h, self.final_norm);
         h.linear::<Tensor>(&self.w(&p, self.head, &[v, d]), None)

@@ -227,7 +227,7 @@ fn resolve_round(i: usize, o: &RoundOptions) -> Result<RoundSpec> {
         }
     };
     let temperature = o.temperature.unwrap_or(1.0);
-    if !(temperature > 0.0) {
+    if temperature.is_nan() || temperature <= 0.0 {
         return Err(Error::Config(format!(
             "round {}: temperature must be > 0",
             i + 1

@@ -75,13 +75,13 @@ impl LoopConfig {
         if self.seq_len == 0 || self.batch_size == 0 || self.micro_batch == 0 {
             return bad("seq_len, batch_size and micro_batch must be > 0");
         }
-        if self.batch_size % self.micro_batch != 0 {
+        if !self.batch_size.is_multiple_of(self.micro_batch) {
             return bad("batch_size must be a multiple of micro_batch");
         }
         if self.seq_len > self.model.max_seq_len {
             return bad("seq_len exceeds the model's max_seq_len");
         }
-        if !(self.lr > 0.0) || self.checkpoint_every == 0 {
+        if self.lr.is_nan() || self.lr <= 0.0 || self.checkpoint_every == 0 {
             return bad("lr and checkpoint_every must be > 0");
         }
         Ok(())

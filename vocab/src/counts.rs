@@ -48,6 +48,9 @@ impl Counts {
 
     /// Writes the table atomically (a temporary file renamed into place).
     pub fn write(&self, path: &Path) -> Result<()> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs_err::create_dir_all(parent)?;
+        }
         let schema = Arc::new(schema());
         let (mut ids, mut tokens, mut counts) = (Vec::new(), Vec::new(), Vec::new());
         for (id, token) in self.tokens.iter().enumerate() {

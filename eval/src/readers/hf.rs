@@ -81,7 +81,7 @@ pub fn hellaswag_preprocess(text: &str) -> String {
     let mut rest = text.as_str();
     while let Some(open) = rest.find('[') {
         let after = &rest[open + 1..];
-        match after.find(|c| c == ']' || c == '\n') {
+        match after.find([']', '\n']) {
             Some(close) if after.as_bytes()[close] == b']' => {
                 out.push_str(&rest[..open]);
                 rest = &after[close + 1..];

@@ -229,7 +229,7 @@ fn perplexity_matches_the_direct_computation() {
     let window = ByteTokenizer.encode("the cat sat").unwrap();
     let w = perplexity_of_windows(
         &model,
-        &[window.clone()],
+        std::slice::from_ref(&window),
         Some(&ByteTokenizer),
         1000,
         &mut |_, _| {},

@@ -179,11 +179,14 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
+/// A parsed record: its text, its id value and its kept metadata columns.
+pub type Parsed = (String, Option<String>, Vec<Option<String>>);
+
 /// Parses one JSON record into (text, id value, metadata); errors are reasons for a reject.
 pub fn parse_record(
     json: &str,
     spec: &FieldSpec,
-) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
+) -> Result<Parsed, String> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let fields = RecordSeed(spec)
         .deserialize(&mut deserializer)
@@ -197,7 +200,7 @@ pub fn parse_record(
 fn finish(
     fields: Fields,
     spec: &FieldSpec,
-) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
+) -> Result<Parsed, String> {
     let names = spec.text.fields();
     let mut text = String::new();
     for (name, value) in names.iter().zip(fields.text) {
@@ -362,7 +365,7 @@ fn element(spec: &FieldSpec, sink: &mut dyn Sink, index: u64, value: Value) -> C
 fn extract_value(
     value: Value,
     spec: &FieldSpec,
-) -> Result<(String, Option<String>, Vec<Option<String>>), String> {
+) -> Result<Parsed, String> {
     let Value::Object(mut map) = value else {
         return Err(format!("expected a JSON object, found {}", kind(&value)));
     };
@@ -436,13 +439,11 @@ pub(super) fn read_json(
             Err(err) => json_error(file, sink, &err),
         };
     }
-    let mut index = 0u64;
-    for value in deserializer.into_iter::<Value>() {
+    for (index, value) in (0u64..).zip(deserializer.into_iter::<Value>()) {
         match value {
             Ok(value) => element(spec, sink, index, value)?,
             Err(err) => return json_error(file, sink, &err),
         }
-        index += 1;
     }
     ControlFlow::Continue(())
 }
