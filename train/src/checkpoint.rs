@@ -136,9 +136,10 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
         if let Some(step) = name
             .strip_prefix("step-")
             .and_then(|s| s.parse::<u64>().ok())
-            && best.as_ref().is_none_or(|(b, _)| step > *b) {
-                best = Some((step, entry.path()));
-            }
+            && best.as_ref().is_none_or(|(b, _)| step > *b)
+        {
+            best = Some((step, entry.path()));
+        }
     }
     Ok(best.map(|(_, p)| p))
 }

@@ -183,10 +183,7 @@ fn kind(value: &Value) -> &'static str {
 pub type Parsed = (String, Option<String>, Vec<Option<String>>);
 
 /// Parses one JSON record into (text, id value, metadata); errors are reasons for a reject.
-pub fn parse_record(
-    json: &str,
-    spec: &FieldSpec,
-) -> Result<Parsed, String> {
+pub fn parse_record(json: &str, spec: &FieldSpec) -> Result<Parsed, String> {
     let mut deserializer = serde_json::Deserializer::from_str(json);
     let fields = RecordSeed(spec)
         .deserialize(&mut deserializer)
@@ -197,10 +194,7 @@ pub fn parse_record(
     finish(fields, spec)
 }
 
-fn finish(
-    fields: Fields,
-    spec: &FieldSpec,
-) -> Result<Parsed, String> {
+fn finish(fields: Fields, spec: &FieldSpec) -> Result<Parsed, String> {
     let names = spec.text.fields();
     let mut text = String::new();
     for (name, value) in names.iter().zip(fields.text) {
@@ -362,10 +356,7 @@ fn element(spec: &FieldSpec, sink: &mut dyn Sink, index: u64, value: Value) -> C
 }
 
 /// The fields of an already parsed record.
-fn extract_value(
-    value: Value,
-    spec: &FieldSpec,
-) -> Result<Parsed, String> {
+fn extract_value(value: Value, spec: &FieldSpec) -> Result<Parsed, String> {
     let Value::Object(mut map) = value else {
         return Err(format!("expected a JSON object, found {}", kind(&value)));
     };
