@@ -226,6 +226,7 @@ impl Model {
     }
 
     /// Logits `[B, T, V]` in the compute dtype for token ids `[B, T]` (int64).
+    #[allow(clippy::assign_op_pattern)]
     pub fn forward(&self, ids: &Tensor) -> Tensor {
         let (b, t) = ids.size2().expect("ids must be [batch, seq]");
         let (d, f, v) = (
@@ -254,12 +255,14 @@ impl Model {
                 &q, &k, &vv, None, 0.0, true, None, false,
             );
             let att = att.transpose(1, 2).reshape([b, t, d]);
-            h += att.linear::<Tensor>(&self.w(&p, l.o, &[d, d]), None);
+            // Out of place on purpose: `+=` on a tch Tensor is an in-place add, which autograd
+            // refuses on a value the backward pass still needs (hence the allow on this fn).
+            h = h + att.linear::<Tensor>(&self.w(&p, l.o, &[d, d]), None);
             let x = norm(&h, l.ln2);
             let gu = x.linear::<Tensor>(&self.w(&p, l.gate_up, &[2 * f, d]), None);
             let gu = gu.chunk(2, -1);
             let act = gu[0].silu() * &gu[1];
-            h += act.linear::<Tensor>(&self.w(&p, l.down, &[d, f]), None);
+            h = h + act.linear::<Tensor>(&self.w(&p, l.down, &[d, f]), None);
         }
         let h = norm(&h, self.final_norm);
         h.linear::<Tensor>(&self.w(&p, self.head, &[v, d]), None)
