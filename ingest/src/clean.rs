@@ -22,13 +22,39 @@ pub fn clean(text: &str) -> String {
         text.into()
     };
     let trimmed = stripped.trim();
-    if trimmed.is_ascii() || is_nfc_quick(trimmed.chars()) == IsNormalized::Yes {
+    if trimmed.chars().all(nfc_stable) || is_nfc_quick(trimmed.chars()) == IsNormalized::Yes {
         trimmed.to_owned()
     } else {
         // Normalisation can expose new leading/trailing whitespace only in pathological
         // inputs; trim again to keep `clean` idempotent.
         trimmed.nfc().collect::<String>().trim().to_owned()
     }
+}
+
+/// Blocks of starters (canonical combining class 0) that NFC leaves alone whatever surrounds
+/// them (NFC_Quick_Check = Yes): ASCII and Latin-1 to the combining diacritics, common
+/// punctuation, CJK and kana, Hangul syllables, full-width forms. A text made only of these is
+/// in NFC without the per-character table lookups of the full quick check (which measured as
+/// an eighth of ingest time on Chinese text). The test below checks every character.
+const NFC_STABLE: [(char, char); 10] = [
+    ('\u{0}', '\u{2ff}'),
+    ('\u{2010}', '\u{2027}'),
+    ('\u{2030}', '\u{205e}'),
+    ('\u{3000}', '\u{3029}'),
+    ('\u{3030}', '\u{3098}'),
+    ('\u{309d}', '\u{30ff}'),
+    ('\u{3400}', '\u{4dbf}'),
+    ('\u{4e00}', '\u{9fff}'),
+    ('\u{ac00}', '\u{d7a3}'),
+    ('\u{ff01}', '\u{ffef}'),
+];
+
+#[inline]
+fn nfc_stable(c: char) -> bool {
+    c < '\u{300}'
+        || NFC_STABLE[1..]
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 fn removed(c: char) -> bool {
@@ -161,6 +187,25 @@ mod tests {
         // e + combining acute -> é (NFC)
         assert_eq!(clean("Caf\u{65}\u{301}"), "Caf\u{e9}");
         assert_eq!(clean(&clean("x\u{301}\u{85}y")), clean("x\u{301}\u{85}y"));
+    }
+
+    #[test]
+    fn nfc_stable_blocks_are_starters_that_nfc_keeps() {
+        use unicode_normalization::char::canonical_combining_class;
+        for &(lo, hi) in &NFC_STABLE {
+            for c in lo..=hi {
+                assert!(nfc_stable(c));
+                assert_eq!(canonical_combining_class(c), 0, "{:04X}", c as u32);
+                assert_eq!(
+                    is_nfc_quick(std::iter::once(c)),
+                    IsNormalized::Yes,
+                    "{:04X}",
+                    c as u32
+                );
+            }
+        }
+        assert!(!nfc_stable('\u{301}'));
+        assert!(!nfc_stable('\u{3099}'));
     }
 
     #[test]

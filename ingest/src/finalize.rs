@@ -2,7 +2,7 @@
 //! deduplication across chunks (the first occurrence in plan order wins, exactly as if one
 //! process had read everything in order), the rejects file and `_manifest.json`.
 
-use std::collections::HashSet;
+use ahash::AHashSet as HashSet;
 
 use arrow::array::{AsArray, BooleanArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -2,7 +2,7 @@
 //! inside the chunk, write its parts), each committed by its state record. Deduplication
 //! across chunks happens once every chunk is done, in [`crate::finalize`].
 
-use std::collections::HashSet;
+use ahash::AHashSet as HashSet;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -392,12 +392,18 @@ impl<'a> ChunkSink<'a> {
         }
         self.counts.records += 1;
         self.counts.bytes_in += raw_bytes;
-        let source = &self.sources[self.file_input];
-        self.counts
-            .by_source
-            .entry(source.to_string())
-            .or_default()
-            .records += 1;
+        let source = &*self.sources[self.file_input];
+        // Look up before inserting: this runs once per record and keys repeat.
+        match self.counts.by_source.get_mut(source) {
+            Some(entry) => entry.records += 1,
+            None => {
+                self.counts
+                    .by_source
+                    .entry(source.to_owned())
+                    .or_default()
+                    .records += 1;
+            }
+        }
         self.raw_since_roll += raw_bytes;
         if self.raw_since_roll >= self.context.config.part_bytes {
             self.roll_pending = true;

@@ -9,6 +9,7 @@
 //!   (softmax-loss Gumbel-top-k, top-loss, uniform; batch or unit level).
 //! - [`summarize`]: counts, shares and the loss histogram of a plan against its loss tables.
 
+mod binned;
 mod error;
 mod keyed;
 mod locate;

@@ -1,7 +1,7 @@
 //! Loss-aware selection of the next round (the paper's multiple-round training, §6.2).
 //!
 //! One streaming pass over the loss tables checks that every unit the previous plan trained on
-//! has exactly one loss (a bitmap of one bit per unit), and either scores units as they come or
+//! has exactly one loss (a bitmap of one bit per unit, updated in cache-sized bins), and either scores units as they come or
 //! sums them into their batches. Drawing k of N items without replacement with probabilities
 //! proportional to `exp(loss/τ)` (successive sampling, `torch.multinomial(p, k, replacement=False)`)
 //! is the same as keeping the k largest of `loss/τ + G`, G standard Gumbel noise (Gumbel-top-k).
@@ -11,10 +11,13 @@
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
+use crate::binned::Binned;
 use crate::error::{Error, Result};
 use crate::keyed::{Permutation, derive_key, gumbel, mix64, tag};
 use crate::locate::Locator;
-use crate::losses::LossTableReader;
+use crate::losses::{LossChunk, LossTableReader};
 use crate::plan::{
     ListOrder, Plan, PlanHeader, PlanOrder, SelectionInfo, UnitRef, temporary_path, write_header,
 };
@@ -178,79 +181,162 @@ pub fn select_next_round(
     let mut loss_sum = 0f64;
     let mut total_rows = 0u64;
     let mut readers = Vec::with_capacity(loss_tables.len());
+    // First row of each table in the numbering over all tables (to name a duplicate's row).
+    let mut table_starts = Vec::with_capacity(loss_tables.len());
     for path in loss_tables {
         let reader = LossTableReader::open(path)?;
+        table_starts.push(total_rows);
         total_rows += reader.rows();
         readers.push(reader);
     }
-    for reader in readers {
-        let path = reader.path().to_path_buf();
-        for chunk in reader {
+    // The exactly-once check and the batch sums are random updates of tables of N bits and
+    // N/batch floats: binned (see `binned`) so each update hits cache.
+    let mut seen_updates = Binned::<u64>::new(previous.total_units(), 1);
+    let mut sum_updates = Binned::<f64>::new(steps, 64);
+    let mut mark_seen = |global: u64, row: u64| -> Result<()> {
+        let (word, bit) = ((global / 64) as usize, 1u64 << (global % 64));
+        if seen[word] & bit != 0 {
+            let table = table_starts.partition_point(|&start| start <= row) - 1;
+            let unit = previous.unit_of_global(global);
+            return Err(Error::DuplicateUnit {
+                path: loss_tables[table].clone(),
+                row: row - table_starts[table],
+                pool: unit.pool as u32,
+                unit: unit.unit,
+            });
+        }
+        seen[word] |= bit;
+        Ok(())
+    };
+    let mut add_to_batch = |b: u64, loss: f64| -> Result<()> {
+        batch_sums[b as usize] += loss;
+        Ok(())
+    };
+    // A reader thread decodes the next chunk while this one is checked and scored: the
+    // per-row work (inverting the plan's permutation, two logarithms for the Gumbel noise) runs
+    // on every core, then the rows are folded in order (bins, sums, the running top k).
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(usize, Result<LossChunk>)>(2);
+    let mut scored: Vec<RowScore> = Vec::new();
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(move || {
+            for (table, reader) in readers.into_iter().enumerate() {
+                for chunk in reader {
+                    let failed = chunk.is_err();
+                    if chunk_tx.send((table, chunk)).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+        });
+        for (table, chunk) in chunk_rx {
             let chunk = chunk?;
+            let path = &loss_tables[table];
+            let row_base = table_starts[table];
             let units = chunk.units.values();
             let losses = chunk.losses.values();
-            for i in 0..chunk.len() {
+            (0..chunk.len())
+                .into_par_iter()
+                .with_min_len(4096)
+                .map_init(
+                    || Vec::with_capacity(4),
+                    |positions, i| {
+                        let unit = UnitRef {
+                            pool: chunk.pool(i),
+                            unit: units[i],
+                        };
+                        let pool_units = pools.get(unit.pool as usize).copied().unwrap_or(0);
+                        if unit.unit >= pool_units {
+                            return RowScore::fault(RowFault::UnknownUnit);
+                        }
+                        let loss = losses[i];
+                        if !loss.is_finite() {
+                            return RowScore::fault(RowFault::NonFinite);
+                        }
+                        let global = previous.global_id(unit);
+                        positions.clear();
+                        locator.positions_of(unit, positions);
+                        let Some(&first) = positions.first() else {
+                            return RowScore::fault(RowFault::NotInPlan);
+                        };
+                        let key = match config.level {
+                            Level::Unit => key_of(loss as f64, global),
+                            Level::Batch => 0.0,
+                        };
+                        RowScore {
+                            global,
+                            first,
+                            key,
+                            fault: None,
+                            repeated: positions.len() > 1,
+                        }
+                    },
+                )
+                .collect_into_vec(&mut scored);
+            for (i, score) in scored.iter().enumerate() {
                 let row = chunk.first_row + i as u64;
                 let unit = UnitRef {
                     pool: chunk.pool(i),
                     unit: units[i],
                 };
-                let pool_units = pools.get(unit.pool as usize).copied().unwrap_or(0);
-                if unit.unit >= pool_units {
-                    return Err(Error::UnknownUnit {
-                        path,
-                        row,
-                        pool: unit.pool as u32,
-                        unit: unit.unit,
-                        units: pool_units,
-                    });
+                if score.fault.is_some() {
+                    // Rows before this one are checked for duplicates first, as a row-by-row
+                    // pass would.
+                    seen_updates.flush(&mut mark_seen)?;
                 }
-                let loss = losses[i];
-                if !loss.is_finite() {
-                    return Err(Error::NonFiniteLoss {
-                        path,
-                        row,
-                        unit: unit.unit,
-                        loss,
-                    });
+                match score.fault {
+                    None => {}
+                    Some(RowFault::UnknownUnit) => {
+                        return Err(Error::UnknownUnit {
+                            path: path.clone(),
+                            row,
+                            pool: unit.pool as u32,
+                            unit: unit.unit,
+                            units: pools.get(unit.pool as usize).copied().unwrap_or(0),
+                        });
+                    }
+                    Some(RowFault::NonFinite) => {
+                        return Err(Error::NonFiniteLoss {
+                            path: path.clone(),
+                            row,
+                            unit: unit.unit,
+                            loss: losses[i],
+                        });
+                    }
+                    Some(RowFault::NotInPlan) => {
+                        mark_seen(score.global, row_base + row)?;
+                        return Err(Error::UnitNotInPlan {
+                            path: path.clone(),
+                            row,
+                            pool: unit.pool as u32,
+                            unit: unit.unit,
+                        });
+                    }
                 }
-                let global = previous.global_id(unit);
-                let (word, bit) = ((global / 64) as usize, 1u64 << (global % 64));
-                if seen[word] & bit != 0 {
-                    return Err(Error::DuplicateUnit {
-                        path,
-                        row,
-                        pool: unit.pool as u32,
-                        unit: unit.unit,
-                    });
-                }
-                seen[word] |= bit;
-                positions.clear();
-                locator.positions_of(unit, &mut positions);
-                let Some(&first) = positions.first() else {
-                    return Err(Error::UnitNotInPlan {
-                        path,
-                        row,
-                        pool: unit.pool as u32,
-                        unit: unit.unit,
-                    });
-                };
-                let loss = loss as f64;
+                seen_updates.push(score.global, row_base + row, &mut mark_seen)?;
+                let loss = losses[i] as f64;
                 loss_sum += loss;
                 match config.level {
-                    Level::Batch => {
+                    Level::Batch if score.repeated => {
+                        positions.clear();
+                        locator.positions_of(unit, &mut positions);
                         for &p in &positions {
-                            batch_sums[(p / batch) as usize] += loss;
+                            sum_updates.push(p / batch, loss, &mut add_to_batch)?;
                         }
                     }
+                    Level::Batch => {
+                        sum_updates.push(score.first / batch, loss, &mut add_to_batch)?
+                    }
                     // Keyed by the global unit id: the unit keeps its noise whatever its position.
-                    Level::Unit => top.push(key_of(loss, global), first),
+                    Level::Unit => top.push(score.key, score.first),
                 }
             }
             rows += chunk.len() as u64;
             progress(rows, total_rows);
         }
-    }
+        Ok(())
+    })?;
+    seen_updates.flush(&mut mark_seen)?;
+    sum_updates.flush(&mut add_to_batch)?;
     if rows != distinct {
         return Err(first_missing(
             previous,
@@ -266,7 +352,7 @@ pub fn select_next_round(
                 top.push(key_of(sum / batch as f64, b as u64), b as u64);
             }
             let mut chosen = top.into_ids();
-            chosen.sort_unstable();
+            chosen.par_sort_unstable();
             let mean = chosen
                 .iter()
                 .map(|&b| batch_sums[b as usize] / batch as f64)
@@ -276,7 +362,7 @@ pub fn select_next_round(
         }
         Level::Unit => {
             let mut chosen = top.into_ids();
-            chosen.sort_unstable();
+            chosen.par_sort_unstable();
             (chosen, None)
         }
     };
@@ -323,20 +409,33 @@ pub fn select_next_round(
             }
             Some(ids)
         };
-        for i in 0..units {
-            let j = match config.order {
-                ListOrder::Kept => i,
-                ListOrder::Shuffled => shuffle.apply(i),
-            };
-            let id = match &gathered {
-                Some(ids) => ids[j as usize],
-                None => previous.global_id(previous.unit_at(previous_position(j))?),
-            };
-            if width == 4 {
-                writer.write_all(&(id as u32).to_le_bytes())?;
-            } else {
-                writer.write_all(&id.to_le_bytes())?;
+        // Blocks of the output are computed on every core (two keyed permutations and a
+        // random read per unit), then written in order.
+        const BLOCK: u64 = 1 << 20;
+        let mut bytes: Vec<u8> = Vec::with_capacity(BLOCK.min(units) as usize * width as usize);
+        for block in (0..units).step_by(BLOCK as usize) {
+            let ids = (block..(block + BLOCK).min(units))
+                .into_par_iter()
+                .map(|i| {
+                    let j = match config.order {
+                        ListOrder::Kept => i,
+                        ListOrder::Shuffled => shuffle.apply(i),
+                    };
+                    Ok(match &gathered {
+                        Some(ids) => ids[j as usize],
+                        None => previous.global_id(previous.unit_at(previous_position(j))?),
+                    })
+                })
+                .collect::<Result<Vec<u64>>>()?;
+            bytes.clear();
+            for &id in &ids {
+                if width == 4 {
+                    bytes.extend_from_slice(&(id as u32).to_le_bytes());
+                } else {
+                    bytes.extend_from_slice(&id.to_le_bytes());
+                }
             }
+            writer.write_all(&bytes)?;
         }
         writer.flush()?;
         writer
@@ -392,6 +491,37 @@ pub fn select_next_round(
         mean_loss_all: loss_sum / rows as f64,
         mean_loss_selected,
     })
+}
+
+/// One loss row after the parallel pass: its unit's global id, first plan position and
+/// selection key, or what is wrong with it.
+#[derive(Debug, Clone, Copy)]
+struct RowScore {
+    global: u64,
+    first: u64,
+    key: f64,
+    fault: Option<RowFault>,
+    /// The plan trains the unit at more than one position (a cycled pool).
+    repeated: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RowFault {
+    UnknownUnit,
+    NonFinite,
+    NotInPlan,
+}
+
+impl RowScore {
+    fn fault(fault: RowFault) -> RowScore {
+        RowScore {
+            global: 0,
+            first: 0,
+            key: 0.0,
+            fault: Some(fault),
+            repeated: false,
+        }
+    }
 }
 
 /// The error for loss tables that miss `missing` units: names the first in plan order.
