@@ -10,7 +10,9 @@
 pub(crate) struct Binned<T> {
     shift: u32,
     capacity: usize,
-    bins: Vec<Vec<(u64, T)>>,
+    /// Per bin: the offsets (index minus the bin's first index) and values of its updates.
+    /// An update of the one-bit table carries no value and takes 4 bytes.
+    bins: Vec<Vec<(u32, T)>>,
 }
 
 /// Table bytes one bin covers: an L1 cache, so that a bin's updates share cache lines (4096
@@ -41,14 +43,16 @@ impl<T: Copy> Binned<T> {
         value: T,
         apply: &mut impl FnMut(u64, T) -> Result<(), E>,
     ) -> Result<(), E> {
-        let bin = &mut self.bins[(index >> self.shift) as usize];
+        let number = index >> self.shift;
+        let bin = &mut self.bins[number as usize];
         if bin.capacity() == 0 {
             bin.reserve_exact(self.capacity);
         }
-        bin.push((index, value));
+        bin.push(((index & ((1 << self.shift) - 1)) as u32, value));
         if bin.len() == self.capacity {
-            for (index, value) in bin.drain(..) {
-                apply(index, value)?;
+            let base = number << self.shift;
+            for (offset, value) in bin.drain(..) {
+                apply(base | offset as u64, value)?;
             }
         }
         Ok(())
@@ -59,9 +63,10 @@ impl<T: Copy> Binned<T> {
         &mut self,
         apply: &mut impl FnMut(u64, T) -> Result<(), E>,
     ) -> Result<(), E> {
-        for bin in &mut self.bins {
-            for (index, value) in bin.drain(..) {
-                apply(index, value)?;
+        for (number, bin) in self.bins.iter_mut().enumerate() {
+            let base = (number as u64) << self.shift;
+            for (offset, value) in bin.drain(..) {
+                apply(base | offset as u64, value)?;
             }
         }
         Ok(())

@@ -10,6 +10,8 @@ use std::cmp::Ordering;
 pub(crate) struct Scored {
     pub key: f64,
     pub id: u64,
+    /// Carried along, not ranked.
+    pub payload: u64,
 }
 
 /// Higher key first; equal keys by lower id, so the result never depends on arrival order.
@@ -39,8 +41,8 @@ impl TopK {
     }
 
     #[inline]
-    pub(crate) fn push(&mut self, key: f64, id: u64) {
-        let item = Scored { key, id };
+    pub(crate) fn push(&mut self, key: f64, id: u64, payload: u64) {
+        let item = Scored { key, id, payload };
         if let Some(floor) = &self.floor
             && rank(&item, floor) != Ordering::Less
         {
@@ -71,6 +73,12 @@ impl TopK {
         self.cut();
         self.items.into_iter().map(|s| s.id).collect()
     }
+
+    /// The best k (or all, if fewer came), in no particular order.
+    pub(crate) fn into_items(mut self) -> Vec<Scored> {
+        self.cut();
+        self.items
+    }
 }
 
 #[cfg(test)]
@@ -83,14 +91,18 @@ mod tests {
         for k in [0, 1, 10, 5000, 19_999, 20_000, 30_000] {
             let mut top = TopK::new(k);
             for (i, &key) in keys.iter().enumerate() {
-                top.push(key, i as u64);
+                top.push(key, i as u64, 0);
             }
             let mut got = top.into_ids();
             got.sort_unstable();
             let mut all: Vec<Scored> = keys
                 .iter()
                 .enumerate()
-                .map(|(i, &key)| Scored { key, id: i as u64 })
+                .map(|(i, &key)| Scored {
+                    key,
+                    id: i as u64,
+                    payload: 0,
+                })
                 .collect();
             all.sort_by(rank);
             let mut want: Vec<u64> = all.iter().take(k).map(|s| s.id).collect();
