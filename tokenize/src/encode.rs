@@ -2,10 +2,13 @@
 //! of documents in parallel.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
+use ahash::AHashMap;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use tokenizers::Tokenizer;
+use tinyforge_pretok::Splitter;
+use tokenizers::{Model, Tokenizer};
 
 use crate::error::{Error, Result};
 use crate::input::DocBatch;
@@ -28,6 +31,39 @@ pub struct TokenizerInfo {
     pub vocab_size: u32,
     pub eos_id: u32,
     pub eos_token: String,
+    /// The fast pre-tokenizer, when the tokenizer has its layout (Qwen-style byte-level BPE).
+    splitter: Option<Splitter>,
+    /// Word caches (word → ids) of the encoding threads, kept between batches.
+    caches: Mutex<Vec<WordCache>>,
+}
+
+/// Distinct words a thread's cache holds before it starts over (bounds memory: about 100 bytes
+/// a word).
+const WORD_CACHE: usize = 1 << 18;
+
+/// One thread's words and their ids, plus scratch buffers.
+#[derive(Default)]
+struct WordCache {
+    ids: AHashMap<String, Box<[u32]>>,
+    normalized: String,
+    input: String,
+}
+
+/// A cache taken from the pool for one rayon job; goes back when the job ends.
+struct Lease<'a> {
+    cache: Option<WordCache>,
+    pool: &'a Mutex<Vec<WordCache>>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.take() {
+            self.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(cache);
+        }
+    }
 }
 
 impl TokenizerInfo {
@@ -58,6 +94,8 @@ impl TokenizerInfo {
             path: path.to_path_buf(),
             message: format!("EOS token {eos_token:?} is not in the vocabulary"),
         })?;
+        let splitter = Splitter::new(&tokenizer);
+        tracing::debug!(fast = splitter.is_some(), "pre-tokenizer");
         Ok(Self {
             tokenizer,
             path: path.to_path_buf(),
@@ -65,6 +103,8 @@ impl TokenizerInfo {
             vocab_size,
             eos_id,
             eos_token,
+            splitter,
+            caches: Mutex::new(Vec::new()),
         })
     }
 
@@ -75,14 +115,84 @@ impl TokenizerInfo {
             .texts
             .par_iter()
             .enumerate()
-            .map(|(i, text)| {
-                self.encode(text).map_err(|message| Error::Encode {
-                    path: batch.path.clone(),
-                    row: batch.first_row + i as u64,
-                    message,
-                })
-            })
+            .map_init(
+                || self.lease(),
+                |lease, (i, text)| {
+                    let fast = match (&self.splitter, lease.cache.as_mut()) {
+                        (Some(splitter), Some(cache)) => self.encode_fast(splitter, cache, text),
+                        _ => None,
+                    };
+                    match fast {
+                        Some(ids) => ids,
+                        None => self.encode(text),
+                    }
+                    .map_err(|message| Error::Encode {
+                        path: batch.path.clone(),
+                        row: batch.first_row + i as u64,
+                        message,
+                    })
+                },
+            )
             .collect()
+    }
+
+    fn lease(&self) -> Lease<'_> {
+        let cache = self
+            .caches
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        Lease {
+            cache: Some(cache),
+            pool: &self.caches,
+        }
+    }
+
+    /// The ids of `text` through the fast pre-tokenizer and the word cache: exactly those of
+    /// [`TokenizerInfo::encode`] (BPE encodes each pre-tokenized word on its own). `None` when
+    /// the text needs the full pipeline (it holds an added token).
+    fn encode_fast(
+        &self,
+        splitter: &Splitter,
+        cache: &mut WordCache,
+        text: &str,
+    ) -> Option<Result<Vec<u32>, String>> {
+        if cache.ids.len() >= WORD_CACHE {
+            cache.ids.clear();
+        }
+        let model = self.tokenizer.get_model();
+        let mut ids = Vec::with_capacity(text.len() / 3);
+        let mut failure = None;
+        let WordCache {
+            ids: words,
+            normalized,
+            input,
+        } = cache;
+        let split = splitter.split(text, normalized, |word| {
+            if let Some(known) = words.get(word) {
+                ids.extend_from_slice(known);
+                return;
+            }
+            splitter.model_input(word, input);
+            match model.tokenize(input) {
+                Ok(tokens) => {
+                    let word_ids: Box<[u32]> = tokens.iter().map(|t| t.id).collect();
+                    ids.extend_from_slice(&word_ids);
+                    words.insert(word.to_owned(), word_ids);
+                }
+                Err(e) => {
+                    failure.get_or_insert_with(|| format!("word {word:?}: {e}"));
+                }
+            }
+        });
+        if !split {
+            return None;
+        }
+        Some(match failure {
+            Some(message) => Err(message),
+            None => Ok(ids),
+        })
     }
 
     /// Encodes one text without offsets (`encode_fast`): the ids are those of `encode`.

@@ -7,7 +7,10 @@
 //! runs once per distinct word, and the word's count is added to each of its token ids in a
 //! dense per-thread `Vec<u64>`. BPE tokenizes each pre-tokenized word independently, so this
 //! gives exactly the counts of encoding every document (without special tokens added), while
-//! skipping the repeated BPE work and the per-token offsets an `Encoding` carries.
+//! skipping the repeated BPE work and the per-token offsets an `Encoding` carries. For the
+//! byte-level layout of Qwen-style tokenizers the words come from `tinyforge-pretok` (the same
+//! regex and normalization, without `NormalizedString`'s per-byte bookkeeping); other layouts,
+//! and texts holding an added token, take the tokenizer's own pipeline.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,6 +20,8 @@ use arrow::array::{Array, LargeStringArray, StringArray, StringViewArray};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use tokenizers::{Model, OffsetReferential, OffsetType, PreTokenizer};
+
+use tinyforge_pretok::Splitter;
 
 use crate::base::BaseTokenizer;
 use crate::counts::Counts;
@@ -126,6 +131,9 @@ pub fn count_documents(
     let (sender, receiver) = crossbeam_channel::bounded::<Batch>(2 * workers);
     let results: Mutex<Vec<Result<Vec<u64>>>> = Mutex::new(Vec::new());
     let mut read_result: Result<(u64, u64)> = Ok((0, 0));
+    let splitter = Splitter::new(base.tokenizer());
+    tracing::debug!(fast = splitter.is_some(), "pre-tokenizer");
+    let splitter = splitter.as_ref();
 
     // The reader runs on this thread (not a pool thread), so a one-thread pool still has a
     // worker to drain the channel.
@@ -134,7 +142,7 @@ pub fn count_documents(
             let receiver = receiver.clone();
             let results = &results;
             scope.spawn(move |_| {
-                let mut worker = Worker::new(base, config.word_cache);
+                let mut worker = Worker::new(base, splitter, config.word_cache);
                 let outcome = (|| -> Result<Vec<u64>> {
                     for batch in receiver.iter() {
                         worker.count_batch(&batch)?;
@@ -264,16 +272,25 @@ fn text_values(array: &dyn Array) -> Option<Vec<String>> {
 /// Per-thread counting state.
 struct Worker<'a> {
     base: &'a BaseTokenizer,
+    /// The fast pre-tokenizer, when the base tokenizer has its layout.
+    splitter: Option<&'a Splitter>,
+    /// Words from the tokenizer's own pipeline (already in the model's alphabet).
     words: AHashMap<String, u64>,
+    /// Words from the fast pre-tokenizer (slices of the normalized text).
+    raw_words: AHashMap<String, u64>,
+    normalized: String,
     word_cache: usize,
     dense: Vec<u64>,
 }
 
 impl<'a> Worker<'a> {
-    fn new(base: &'a BaseTokenizer, word_cache: usize) -> Self {
+    fn new(base: &'a BaseTokenizer, splitter: Option<&'a Splitter>, word_cache: usize) -> Self {
         Self {
             base,
+            splitter,
             words: AHashMap::new(),
+            raw_words: AHashMap::new(),
+            normalized: String::new(),
             word_cache: word_cache.max(1),
             dense: vec![0; base.id_space()],
         }
@@ -288,6 +305,23 @@ impl<'a> Worker<'a> {
                 row: batch.first_row + i as u64,
                 message: e.to_string(),
             };
+            let raw_words = &mut self.raw_words;
+            let fast = self.splitter.is_some_and(|splitter| {
+                splitter.split(text, &mut self.normalized, |word| {
+                    match raw_words.get_mut(word) {
+                        Some(n) => *n += 1,
+                        None => {
+                            raw_words.insert(word.to_owned(), 1);
+                        }
+                    }
+                })
+            });
+            if fast {
+                if self.words.len() + self.raw_words.len() >= self.word_cache {
+                    self.flush_at(batch, i)?;
+                }
+                continue;
+            }
             let mut pretokenized = tokenizer
                 .get_added_vocabulary()
                 .extract_and_normalize(tokenizer.get_normalizer(), text);
@@ -309,32 +343,48 @@ impl<'a> Worker<'a> {
                     },
                 }
             }
-            if self.words.len() >= self.word_cache {
-                self.flush().map_err(|e| match e {
-                    Error::Encode { message, .. } => Error::Encode {
-                        path: batch.file.clone(),
-                        row: batch.first_row + i as u64,
-                        message,
-                    },
-                    other => other,
-                })?;
+            if self.words.len() + self.raw_words.len() >= self.word_cache {
+                self.flush_at(batch, i)?;
             }
         }
         Ok(())
+    }
+
+    /// [`Worker::flush`], with an error naming the row that filled the cache.
+    fn flush_at(&mut self, batch: &Batch, i: usize) -> Result<()> {
+        self.flush().map_err(|e| match e {
+            Error::Encode { message, .. } => Error::Encode {
+                path: batch.file.clone(),
+                row: batch.first_row + i as u64,
+                message,
+            },
+            other => other,
+        })
     }
 
     /// Tokenizes every distinct word seen since the last flush and adds its count.
     fn flush(&mut self) -> Result<()> {
         let base: &'a BaseTokenizer = self.base;
         let model = base.tokenizer().get_model();
-        for (word, n) in self.words.drain() {
-            let tokens = model.tokenize(&word).map_err(|e| Error::Encode {
+        let tokenize = |word: &str| {
+            model.tokenize(word).map_err(|e| Error::Encode {
                 path: base.path().to_owned(),
                 row: 0,
                 message: format!("word {word:?}: {e}"),
-            })?;
-            for token in tokens {
+            })
+        };
+        for (word, n) in self.words.drain() {
+            for token in tokenize(&word)? {
                 self.dense[token.id as usize] += n;
+            }
+        }
+        if let Some(splitter) = self.splitter {
+            let mut input = String::new();
+            for (word, n) in self.raw_words.drain() {
+                splitter.model_input(&word, &mut input);
+                for token in tokenize(&input)? {
+                    self.dense[token.id as usize] += n;
+                }
             }
         }
         Ok(())

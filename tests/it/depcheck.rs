@@ -8,9 +8,13 @@ use std::process::Command;
 /// Each workspace crate and the workspace crates it may depend on (normal dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-ingest", &[]),
-    ("tinyforge-vocab", &[]),
+    ("tinyforge-pretok", &[]),
+    ("tinyforge-vocab", &["tinyforge-pretok"]),
     ("tinyforge-shards", &[]),
-    ("tinyforge-tokenize", &["tinyforge-shards"]),
+    (
+        "tinyforge-tokenize",
+        &["tinyforge-shards", "tinyforge-pretok"],
+    ),
     ("tinyforge-sampler", &[]),
     (
         "tinyforge-train",
