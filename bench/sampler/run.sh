@@ -19,10 +19,12 @@ mkdir -p "$WORK"
 echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; free disk in $WORK: $(df -h "$WORK" | awk 'NR==2{print $4}')"
 
 cd "$ROOT"
-cargo build -q --bin tinyforge
-cargo build -q -p tinyforge-sampler --example gen_losses
-BIN="$ROOT/target/debug/tinyforge"
+# TINYFORGE_BIN: a tinyforge already built (otherwise the data-only build, `cargo build --bin
+# tinyforge`, is made here).
+BIN="${TINYFORGE_BIN:-$ROOT/target/debug/tinyforge}"
+[ -n "${TINYFORGE_BIN:-}" ] || cargo build -q --bin tinyforge
 GEN="$ROOT/target/debug/examples/gen_losses"
+[ -x "$GEN" ] || cargo build -q -p tinyforge-sampler --example gen_losses
 
 PLAN="$WORK/round1-$N.json"
 LOSSES="$WORK/losses-$N.parquet"

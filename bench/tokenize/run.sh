@@ -26,8 +26,8 @@ mkdir -p "$WORK"
 if [ ! -f "$DOCS/part-00000.parquet" ]; then
   "$PYTHON" bench/tokenize/make_docs.py "$DOCS" "$MB" >&2
 fi
-BIN="${BIN:-target/debug/tinyforge}"
-[ -n "${NO_BUILD:-}" ] || cargo build -q -p tinyforge --bin tinyforge
+BIN="${BIN:-${TINYFORGE_BIN:-target/debug/tinyforge}}"
+[ -n "${NO_BUILD:-}${TINYFORGE_BIN:-}" ] || cargo build -q -p tinyforge --bin tinyforge
 # TOKENIZE_CMD overrides the command (e.g. the library-only example tokenize/examples/tokenize_cli.rs).
 read -r -a TOKENIZE_CMD <<<"${TOKENIZE_CMD:-$BIN --progress none tokenize}"
 "$PYTHON" -c 'import tokenizers; print("python tokenizers", tokenizers.__version__)' >&2

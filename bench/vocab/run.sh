@@ -26,8 +26,9 @@ if [ ! -f "$WORK/docs-$MB/part-00000.parquet" ]; then
   echo "writing ${MB} MB of documents to $WORK/docs-$MB" >&2
   "$PYTHON" bench/vocab/make_docs.py "$WORK/docs-$MB" "$MB" >&2
 fi
-cargo build -q -p tinyforge --bin tinyforge
-BIN=target/debug/tinyforge
+# TINYFORGE_BIN: a tinyforge already built (otherwise the data-only build is made here).
+BIN="${TINYFORGE_BIN:-target/debug/tinyforge}"
+[ -n "${TINYFORGE_BIN:-}" ] || cargo build -q -p tinyforge --bin tinyforge
 "$PYTHON" -c 'import tokenizers; print("python tokenizers", tokenizers.__version__)' >&2
 
 # Same pinning and thread count for both: rayon (tinyforge and the Rust core of Python
