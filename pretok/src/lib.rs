@@ -158,7 +158,7 @@ fn is_nfc(text: &str) -> bool {
 
 /// GPT-2's `bytes_to_unicode`: printable Latin-1 bytes map to themselves, the other 68 to
 /// U+0100 and up, in byte order.
-fn byte_level_alphabet() -> [char; 256] {
+pub fn byte_level_alphabet() -> [char; 256] {
     let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || b >= 174;
     let mut next = 256u32;
     let mut alphabet = ['\0'; 256];

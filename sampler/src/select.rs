@@ -421,18 +421,15 @@ pub fn select_next_round(
     drop(batch_sums);
     drop(seen);
 
-    // Position j of the selection (ascending in the previous plan) → previous plan position.
+    // Batch level: position j of the selection (ascending in the previous plan) → previous
+    // plan position. Unit level has its ids in output order already.
     let units = k * if config.level == Level::Batch {
         batch
     } else {
         1
     };
-    let previous_position = |j: u64| -> u64 {
-        match config.level {
-            Level::Batch => selected_positions[(j / batch) as usize] * batch + j % batch,
-            Level::Unit => selected_positions[j as usize],
-        }
-    };
+    let previous_position =
+        |j: u64| -> u64 { selected_positions[(j / batch) as usize] * batch + j % batch };
     let width: u8 = if previous.total_units() <= u32::MAX as u64 {
         4
     } else {
@@ -451,28 +448,9 @@ pub fn select_next_round(
     let tmp = temporary_path(&units_path);
     {
         let mut writer = BufWriter::with_capacity(1 << 20, fs_err::File::create(&tmp)?);
-        // A list plan is read one unit at a time; gather its ids in selection order first
-        // (sequential reads) instead of seeking per unit.
-        let in_order = selected_ids.is_some();
-        let gathered: Option<Vec<u64>> = if in_order {
-            selected_ids
-        } else if previous.is_permutation() {
-            None
-        } else {
-            let mut ids = Vec::with_capacity(units as usize);
-            for j in 0..units {
-                ids.push(previous.global_id(previous.unit_at(previous_position(j))?));
-            }
-            Some(ids)
-        };
-        // Blocks of the output are computed on every core (two keyed permutations and a
-        // random read per unit), then written in order.
         const BLOCK: u64 = 1 << 20;
         let mut bytes: Vec<u8> = Vec::with_capacity(BLOCK.min(units) as usize * width as usize);
-        let write_ids = |writer: &mut BufWriter<fs_err::File>,
-                         bytes: &mut Vec<u8>,
-                         ids: &[u64]|
-         -> Result<()> {
+        let mut write_ids = |ids: &[u64]| -> Result<()> {
             bytes.clear();
             for &id in ids {
                 if width == 4 {
@@ -481,29 +459,43 @@ pub fn select_next_round(
                     bytes.extend_from_slice(&id.to_le_bytes());
                 }
             }
-            writer.write_all(bytes)?;
+            writer.write_all(&bytes)?;
             Ok(())
         };
-        if let (true, Some(ids)) = (in_order, &gathered) {
+        if let Some(ids) = &selected_ids {
             for block in ids.chunks(BLOCK as usize) {
-                write_ids(&mut writer, &mut bytes, block)?;
+                write_ids(block)?;
             }
-        }
-        for block in (0..units).step_by(BLOCK as usize).filter(|_| !in_order) {
-            let ids = (block..(block + BLOCK).min(units))
-                .into_par_iter()
-                .map(|i| {
-                    let j = match config.order {
-                        ListOrder::Kept => i,
-                        ListOrder::Shuffled => shuffle.apply(i),
-                    };
-                    Ok(match &gathered {
-                        Some(ids) => ids[j as usize],
-                        None => previous.global_id(previous.unit_at(previous_position(j))?),
+        } else {
+            // A list plan is read one unit at a time; gather its ids in selection order first
+            // (sequential reads) instead of seeking per unit.
+            let gathered: Option<Vec<u64>> = if previous.is_permutation() {
+                None
+            } else {
+                let mut ids = Vec::with_capacity(units as usize);
+                for j in 0..units {
+                    ids.push(previous.global_id(previous.unit_at(previous_position(j))?));
+                }
+                Some(ids)
+            };
+            // Blocks of the output are computed on every core (a keyed permutation and a plan
+            // lookup per unit), then written in order.
+            for block in (0..units).step_by(BLOCK as usize) {
+                let ids = (block..(block + BLOCK).min(units))
+                    .into_par_iter()
+                    .map(|i| {
+                        let j = match config.order {
+                            ListOrder::Kept => i,
+                            ListOrder::Shuffled => shuffle.apply(i),
+                        };
+                        Ok(match &gathered {
+                            Some(ids) => ids[j as usize],
+                            None => previous.global_id(previous.unit_at(previous_position(j))?),
+                        })
                     })
-                })
-                .collect::<Result<Vec<u64>>>()?;
-            write_ids(&mut writer, &mut bytes, &ids)?;
+                    .collect::<Result<Vec<u64>>>()?;
+                write_ids(&ids)?;
+            }
         }
         writer.flush()?;
         tracing::debug!(

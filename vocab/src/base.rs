@@ -371,18 +371,9 @@ fn mentions_byte_level(value: &Value) -> bool {
 /// GPT-2's byte-to-character table: printable bytes map to themselves, the others to U+0100
 /// onwards in byte order. `tokenizers`' ByteLevel pre-tokenizer uses the same table.
 pub(crate) fn byte_level_alphabet() -> Vec<String> {
-    let printable = |b: u32| (33..=126).contains(&b) || (161..=172).contains(&b) || b >= 174;
-    let mut next = 256u32;
-    (0..256u32)
-        .map(|b| {
-            let code = if printable(b) {
-                b
-            } else {
-                next += 1;
-                next - 1
-            };
-            char::from_u32(code).map(String::from).unwrap_or_default()
-        })
+    tinyforge_pretok::byte_level_alphabet()
+        .iter()
+        .map(|c| c.to_string())
         .collect()
 }
 
