@@ -17,7 +17,7 @@ pub enum Error {
 
     /// A manifest of another format or a version this build cannot read.
     #[error(
-        "{path}: unsupported dataset {found} (this build reads format \"tinyforge-shards\" version {supported})"
+        "{path}: unsupported dataset {found} (this build reads format \"tinyforge-shards\" version {supported}; rerun `tinyforge tokenize` to rewrite it)"
     )]
     Version {
         path: PathBuf,

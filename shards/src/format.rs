@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! [skippable zstd frame: header]   magic 0x184D2A50, u32 size=16, "TFSHARD\0", u32 version, u32 token width
-//! [zstd frame 0] [zstd frame 1] ... little-endian token ids, each frame compressed on its own
+//! [zstd frame 0] [zstd frame 1] ... token ids, each frame compressed on its own: u16 ids as
+//!                                   little-endian pairs, u32 ids as byte planes (all low
+//!                                   bytes, then the next byte of every id, ...)
 //! [skippable zstd frame: index]    magic 0x184D2A51, u32 size, then:
 //!     frame table: per frame  u64 file offset, u32 compressed length, u32 tokens, u64 xxh3-64 of
 //!                  the decompressed bytes, u32 first token id, u32 zero              (32 bytes)
@@ -11,15 +13,20 @@
 //!                  table, "TFSHEND\0"                                                (48 bytes)
 //! ```
 //!
-//! Header and index are zstd *skippable* frames, so `zstd -dc shard.tfs` prints the raw token
-//! stream with stock tools. The trailer is the last 48 bytes of the file: a reader needs the
+//! Header and index are zstd *skippable* frames, so `zstd -dc shard.tfs` decodes the frames with
+//! stock tools (u16 frames then read as raw ids, u32 frames as 4 byte planes each). The trailer is the last 48 bytes of the file: a reader needs the
 //! manifest's byte count, one read of the trailer and one of the frame table to reach any token.
 
 use crate::error::{Error, Result};
 use std::path::Path;
 
 pub const FORMAT_NAME: &str = "tinyforge-shards";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: u32 frames hold byte planes (version 1 held interleaved little-endian ids).
+pub const FORMAT_VERSION: u32 = 2;
+/// zstd level of the frames unless a writer asks otherwise. A fast level stores near-random
+/// bytes as raw literals, which decode at memory speed: on the Qwen3 stream of bench/tokenize,
+/// random windows read 1.5x faster than at level 3 for shards about 10% larger (bench/read).
+pub const DEFAULT_ZSTD_LEVEL: i32 = -1;
 pub const SHARD_MAGIC: &[u8; 8] = b"TFSHARD\0";
 pub const TRAILER_MAGIC: &[u8; 8] = b"TFSHEND\0";
 pub const SKIPPABLE_HEADER: u32 = 0x184D_2A50;
@@ -62,25 +69,46 @@ impl Dtype {
         }
     }
 
-    /// Appends `tokens` as little-endian ids of this width.
-    pub(crate) fn encode_into(self, tokens: &[u32], out: &mut Vec<u8>) {
+    /// Appends one frame's tokens in the stored layout. u16 ids are little-endian pairs. u32
+    /// ids are byte planes: plane `k` holds byte `k` (least significant first) of every token,
+    /// so the nearly constant high bytes of a large vocabulary's ids sit together, where zstd
+    /// codes them in a few long matches instead of one short match per token, and the
+    /// near-random low bytes pass as raw literals at a fast level. Measured on 2048-token frames
+    /// of the Qwen3 token stream of bench/tokenize: at level 3 planes decode 1.3x faster than
+    /// interleaved ids at the same size, at level -1 2.2x faster for 9% more bytes. On a 48k
+    /// remap of that stream (u16) planes compressed worse than pairs (1.31x vs 1.40x at level 3)
+    /// and decoded barely faster, so u16 keeps pairs.
+    pub(crate) fn encode_frame(self, tokens: &[u32], out: &mut Vec<u8>) {
         match self {
             Dtype::U16 => out.extend(tokens.iter().flat_map(|&t| (t as u16).to_le_bytes())),
-            Dtype::U32 => out.extend(tokens.iter().flat_map(|&t| t.to_le_bytes())),
+            Dtype::U32 => {
+                for shift in [0, 8, 16, 24] {
+                    out.extend(tokens.iter().map(|&t| (t >> shift) as u8));
+                }
+            }
         }
     }
 
-    /// Decodes little-endian ids into `out` (same length as the ids in `bytes`).
-    pub(crate) fn decode_into(self, bytes: &[u8], out: &mut [u32]) {
+    /// Decodes tokens `[skip, skip + out.len())` of a frame stored by [`Dtype::encode_frame`]
+    /// (`bytes` is the whole decompressed frame).
+    pub(crate) fn decode_frame(self, bytes: &[u8], skip: usize, out: &mut [u32]) {
+        let len = out.len();
         match self {
             Dtype::U16 => {
-                for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+                let pairs = bytes[2 * skip..2 * (skip + len)].chunks_exact(2);
+                for (slot, pair) in out.iter_mut().zip(pairs) {
                     *slot = u32::from(u16::from_le_bytes([pair[0], pair[1]]));
                 }
             }
             Dtype::U32 => {
-                for (slot, quad) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *slot = u32::from_le_bytes([quad[0], quad[1], quad[2], quad[3]]);
+                let n = bytes.len() / 4;
+                let plane = |k: usize| &bytes[k * n + skip..k * n + skip + len];
+                let (p0, p1, p2, p3) = (plane(0), plane(1), plane(2), plane(3));
+                for (i, slot) in out.iter_mut().enumerate() {
+                    *slot = u32::from(p0[i])
+                        | u32::from(p1[i]) << 8
+                        | u32::from(p2[i]) << 16
+                        | u32::from(p3[i]) << 24;
                 }
             }
         }

@@ -72,14 +72,12 @@ impl Chunks<'_> {
         let index = dataset.index(shard)?;
         let local = self.pos - dataset.shard_start(shard);
         let frame = index.frame_starts.partition_point(|&s| s <= local) - 1;
-        let bytes = dataset.load_frame(shard, frame, &index)?;
-        let width = dataset.dtype().width();
         let skip = (local - index.frame_starts[frame]) as usize;
         let take = (index.frames[frame].tokens as usize - skip).min((self.end - self.pos) as usize);
         let mut out = vec![0u32; take];
-        dataset
-            .dtype()
-            .decode_into(&bytes[skip * width..(skip + take) * width], &mut out);
+        dataset.with_frame(shard, frame, &index, |bytes| {
+            dataset.dtype().decode_frame(bytes, skip, &mut out)
+        })?;
         self.pos += take as u64;
         Ok(out)
     }

@@ -20,7 +20,9 @@ mod verify;
 mod writer;
 
 pub use error::{Error, Result};
-pub use format::{DocEntry, Dtype, FORMAT_NAME, FORMAT_VERSION, checksum, checksum_string};
+pub use format::{
+    DEFAULT_ZSTD_LEVEL, DocEntry, Dtype, FORMAT_NAME, FORMAT_VERSION, checksum, checksum_string,
+};
 pub use iter::{Chunks, Prefetch, PrefetchOptions};
 pub use manifest::{
     DatasetHeader, MANIFEST_FILE, Manifest, ShardEntry, TaskInfo, tmp_path, write_atomic,

@@ -66,10 +66,16 @@ pub struct Dataset {
     frames: SharedLru<(usize, usize), Arc<Vec<u8>>>,
 }
 
+/// One thread's decompression state: creating a zstd context costs more than decompressing a
+/// small frame, and a window read allocates nothing.
+struct FrameDecoder {
+    zstd: zstd::bulk::Decompressor<'static>,
+    compressed: Vec<u8>,
+    stored: Vec<u8>,
+}
+
 thread_local! {
-    // One decompression context and read buffer per thread: creating a zstd context costs more
-    // than decompressing a small frame.
-    static DECODER: RefCell<Option<(zstd::bulk::Decompressor<'static>, Vec<u8>)>> = const { RefCell::new(None) };
+    static DECODER: RefCell<Option<FrameDecoder>> = const { RefCell::new(None) };
 }
 
 impl Dataset {
@@ -203,7 +209,6 @@ impl Dataset {
                 total,
             });
         };
-        let width = self.dtype().width();
         let mut pos = start;
         let mut written = 0usize;
         while pos < end {
@@ -218,12 +223,21 @@ impl Dataset {
                 out[written] = index.frames[frame].first_token;
                 break;
             }
-            let bytes = self.cached_frame(shard, frame, &index)?;
             let take = (index.frames[frame].tokens as usize - skip).min((end - pos) as usize);
-            self.dtype().decode_into(
-                &bytes[skip * width..(skip + take) * width],
-                &mut out[written..written + take],
-            );
+            let into = &mut out[written..written + take];
+            if let Some(bytes) = self.frames.get(&(shard, frame)) {
+                self.dtype().decode_frame(&bytes, skip, into);
+            } else if take == index.frames[frame].tokens as usize {
+                // A whole frame (an aligned training window): decoded straight into the
+                // caller's buffer and not cached, as nothing else will read it soon.
+                self.with_frame(shard, frame, &index, |bytes| {
+                    self.dtype().decode_frame(bytes, 0, into)
+                })?;
+            } else {
+                let bytes = Arc::new(self.with_frame(shard, frame, &index, <[u8]>::to_vec)?);
+                self.frames.insert((shard, frame), bytes.clone());
+                self.dtype().decode_frame(&bytes, skip, into);
+            }
             written += take;
             pos += take as u64;
         }
@@ -332,63 +346,59 @@ impl Dataset {
         Ok(file)
     }
 
-    fn cached_frame(&self, shard: usize, frame: usize, index: &ShardIndex) -> Result<Arc<Vec<u8>>> {
-        if let Some(bytes) = self.frames.get(&(shard, frame)) {
-            return Ok(bytes);
-        }
-        let bytes = Arc::new(self.load_frame(shard, frame, index)?);
-        self.frames.insert((shard, frame), bytes.clone());
-        Ok(bytes)
-    }
-
-    /// Reads, decompresses and checks one frame (no cache).
-    pub(crate) fn load_frame(
+    /// Reads, decompresses and checks one frame into this thread's buffer, then hands its
+    /// stored bytes (see [`Dtype::decode_frame`]) to `use_bytes`. No cache.
+    pub(crate) fn with_frame<R>(
         &self,
         shard: usize,
         frame: usize,
         index: &ShardIndex,
-    ) -> Result<Vec<u8>> {
+        use_bytes: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R> {
         let entry = index.frames[frame];
         let file = self.file(shard)?;
         let expected_len = entry.tokens as usize * self.dtype().width();
-        let decoded = DECODER.with(|cell| -> Result<std::io::Result<Vec<u8>>> {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = Some((zstd::bulk::Decompressor::new()?, Vec::new()));
-            }
-            let Some((decoder, buffer)) = slot.as_mut() else {
-                return Err(Error::Internal("decoder missing".into()));
-            };
-            buffer.resize(entry.compressed_len as usize, 0);
-            file.read_exact_at(buffer, entry.offset)?;
-            Ok(decoder.decompress(buffer, expected_len))
-        })?;
-        let path = || self.shard_path(shard);
-        let bytes = decoded.map_err(|e| Error::CorruptFrame {
-            file: path(),
+        let corrupt_frame = |detail: String| Error::CorruptFrame {
+            file: self.shard_path(shard),
             frame: frame as u64,
-            detail: e.to_string(),
-        })?;
-        if bytes.len() != expected_len {
-            return Err(Error::CorruptFrame {
-                file: path(),
-                frame: frame as u64,
-                detail: format!(
-                    "decompressed to {} bytes, the index says {expected_len}",
-                    bytes.len()
-                ),
-            });
-        }
-        let actual = checksum(&bytes);
-        if actual != entry.checksum {
-            return Err(Error::FrameChecksum {
-                file: path(),
-                frame: frame as u64,
-                expected: entry.checksum,
-                actual,
-            });
-        }
-        Ok(bytes)
+            detail,
+        };
+        DECODER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let decoder = match &mut *slot {
+                Some(decoder) => decoder,
+                empty => empty.insert(FrameDecoder {
+                    zstd: zstd::bulk::Decompressor::new()?,
+                    compressed: Vec::new(),
+                    stored: Vec::new(),
+                }),
+            };
+            decoder.compressed.resize(entry.compressed_len as usize, 0);
+            file.read_exact_at(&mut decoder.compressed, entry.offset)?;
+            // One byte of room beyond the expected size tells "too long" from "exact".
+            decoder.stored.resize(expected_len + 1, 0);
+            let len = decoder
+                .zstd
+                .decompress_to_buffer(&decoder.compressed, &mut decoder.stored[..])
+                .map_err(|e| corrupt_frame(e.to_string()))?;
+            if len != expected_len {
+                return Err(corrupt_frame(format!(
+                    "decompressed to {}{len} bytes, the index says {expected_len}",
+                    if len > expected_len { "more than " } else { "" }
+                )));
+            }
+            let bytes = &decoder.stored[..len];
+            let actual = checksum(bytes);
+            if actual != entry.checksum {
+                return Err(Error::FrameChecksum {
+                    file: self.shard_path(shard),
+                    frame: frame as u64,
+                    expected: entry.checksum,
+                    actual,
+                });
+            }
+            Ok(use_bytes(bytes))
+        })
     }
 }
 

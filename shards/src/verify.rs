@@ -157,7 +157,7 @@ fn verify_shard(
             Ok(data) if data.len() == expected_len => {
                 let actual = checksum(&data);
                 let mut first = [0u32];
-                dtype.decode_into(&data, &mut first);
+                dtype.decode_frame(&data, 0, &mut first);
                 if actual == frame.checksum && first[0] != frame.first_token {
                     let message = format!(
                         "{}: frame {i}: first token in the index differs from the data",
@@ -215,9 +215,8 @@ fn verify_shard(
                 ));
                 continue;
             }
-            let at = (end - 1 - frame_start) as usize * width;
             let mut token = [0u32];
-            dtype.decode_into(&data[at..at + width], &mut token);
+            dtype.decode_frame(data, (end - 1 - frame_start) as usize, &mut token);
             if token[0] != dataset.eos_id() {
                 report.problems.push(problem(
                     Some(i),

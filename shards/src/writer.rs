@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, DocEntry, Dtype, FrameEntry, SKIPPABLE_INDEX, TRAILER_LEN, Trailer, checksum,
-    checksum_string,
+    self, DEFAULT_ZSTD_LEVEL, DocEntry, Dtype, FrameEntry, SKIPPABLE_INDEX, TRAILER_LEN, Trailer,
+    checksum, checksum_string,
 };
 use crate::manifest::{DatasetHeader, ShardEntry, tmp_path};
 
@@ -22,14 +22,14 @@ pub struct ShardOptions {
 }
 
 impl ShardOptions {
-    /// Options matching a dataset header, with zstd level 3.
+    /// Options matching a dataset header, at [`DEFAULT_ZSTD_LEVEL`].
     pub fn from_header(header: &DatasetHeader) -> Self {
         Self {
             dtype: header.dtype,
             vocab_size: header.vocab_size,
             eos_id: header.eos_id,
             frame_tokens: header.frame_tokens,
-            zstd_level: 3,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
         }
     }
 
@@ -63,8 +63,10 @@ pub struct ShardWriter {
     out: BufWriter<fs_err::File>,
     hasher: xxhash_rust::xxh3::Xxh3,
     compressor: zstd::bulk::Compressor<'static>,
-    pending: Vec<u8>,
-    pending_tokens: u32,
+    /// Tokens of the frame being filled.
+    pending: Vec<u32>,
+    /// The stored layout of a frame, reused.
+    layout: Vec<u8>,
     offset: u64,
     frames: Vec<FrameEntry>,
     docs: Vec<DocEntry>,
@@ -79,14 +81,14 @@ impl ShardWriter {
         let file = fs_err::File::create(&tmp)?;
         let compressor = zstd::bulk::Compressor::new(options.zstd_level)?;
         let mut writer = Self {
-            pending: Vec::with_capacity(options.frame_tokens as usize * options.dtype.width()),
+            pending: Vec::with_capacity(options.frame_tokens as usize),
+            layout: Vec::with_capacity(options.frame_tokens as usize * options.dtype.width()),
             options,
             final_path: path.to_path_buf(),
             tmp_path: tmp,
             out: BufWriter::with_capacity(1 << 20, file),
             hasher: xxhash_rust::xxh3::Xxh3::new(),
             compressor,
-            pending_tokens: 0,
             offset: 0,
             frames: Vec::new(),
             docs: Vec::new(),
@@ -115,22 +117,18 @@ impl ShardWriter {
                 document: id,
             });
         }
-        let mut rest = tokens;
-        while !rest.is_empty() {
-            let room = (self.options.frame_tokens - self.pending_tokens) as usize;
-            let (now, later) = rest.split_at(room.min(rest.len()));
-            self.options.dtype.encode_into(now, &mut self.pending);
-            self.pending_tokens += now.len() as u32;
-            rest = later;
-            if self.pending_tokens == self.options.frame_tokens {
-                self.flush_frame()?;
-            }
-        }
+        let frame_tokens = self.options.frame_tokens as usize;
         let eos = [self.options.eos_id];
-        self.options.dtype.encode_into(&eos, &mut self.pending);
-        self.pending_tokens += 1;
-        if self.pending_tokens == self.options.frame_tokens {
-            self.flush_frame()?;
+        for mut rest in [tokens, &eos] {
+            while !rest.is_empty() {
+                let room = frame_tokens - self.pending.len();
+                let (now, later) = rest.split_at(room.min(rest.len()));
+                self.pending.extend_from_slice(now);
+                rest = later;
+                if self.pending.len() == frame_tokens {
+                    self.flush_frame()?;
+                }
+            }
         }
         self.tokens += tokens.len() as u64 + 1;
         self.docs.push(DocEntry {
@@ -141,24 +139,25 @@ impl ShardWriter {
     }
 
     fn flush_frame(&mut self) -> Result<()> {
-        if self.pending_tokens == 0 {
+        let Some(&first_token) = self.pending.first() else {
             return Ok(());
-        }
-        let compressed = self.compressor.compress(&self.pending)?;
-        let mut first = [0u32];
-        self.options.dtype.decode_into(&self.pending, &mut first);
+        };
+        self.layout.clear();
+        self.options
+            .dtype
+            .encode_frame(&self.pending, &mut self.layout);
+        let compressed = self.compressor.compress(&self.layout)?;
         let entry = FrameEntry {
             offset: self.offset,
             compressed_len: u32::try_from(compressed.len())
                 .map_err(|_| Error::InvalidArgument("frame larger than 4 GiB".into()))?,
-            tokens: self.pending_tokens,
-            checksum: checksum(&self.pending),
-            first_token: first[0],
+            tokens: self.pending.len() as u32,
+            checksum: checksum(&self.layout),
+            first_token,
         };
         self.emit(&compressed)?;
         self.frames.push(entry);
         self.pending.clear();
-        self.pending_tokens = 0;
         Ok(())
     }
 

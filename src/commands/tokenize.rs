@@ -35,8 +35,9 @@ pub struct TokenizeArgs {
     /// larger compresses better.
     #[arg(long, default_value_t = 2048)]
     pub frame_tokens: u32,
-    /// zstd level of the frames.
-    #[arg(long, default_value_t = 3)]
+    /// zstd level of the frames (negative: faster). The default stores near-random bytes raw,
+    /// so random windows decode fast; 3 makes frames about 10% smaller and reads about a third slower.
+    #[arg(long, default_value_t = tinyforge_shards::DEFAULT_ZSTD_LEVEL, allow_negative_numbers = true)]
     pub zstd_level: i32,
     /// Encoder threads [default: one per core].
     #[arg(long, default_value_t = 0)]

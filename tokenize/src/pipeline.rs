@@ -49,7 +49,7 @@ impl TokenizeConfig {
             task: (0, 1),
             shard_tokens: 1 << 28,
             frame_tokens: 2048,
-            zstd_level: 3,
+            zstd_level: tinyforge_shards::DEFAULT_ZSTD_LEVEL,
             batch_rows: 1024,
             threads: 0,
             eos: None,
@@ -243,6 +243,8 @@ pub fn tokenize(
 /// Everything the output depends on: a rerun with a different value must not resume.
 fn run_fingerprint(config: &TokenizeConfig, tokenizer: &TokenizerInfo, inputs: &Inputs) -> String {
     let mut hash = Sha256::new();
+    // Shards of another format version never join this run's.
+    hash.update(tinyforge_shards::FORMAT_VERSION.to_le_bytes());
     hash.update(tokenizer.sha256.as_bytes());
     hash.update(tokenizer.eos_id.to_le_bytes());
     for (file, path) in inputs.files.iter().enumerate() {

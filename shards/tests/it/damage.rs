@@ -1,4 +1,4 @@
-use tinyforge_shards::{Dataset, Error, verify};
+use tinyforge_shards::{Dataset, Error, FORMAT_VERSION, verify};
 
 use crate::{documents, header, stream, write_dataset};
 
@@ -52,8 +52,23 @@ fn a_flipped_byte_is_named_by_verify_and_fails_reads() {
         error.to_string().contains(&manifest.shards[shard].file),
         "{error}"
     );
+    // A whole-frame read (decoded straight into the caller's buffer, past the cache) fails
+    // the same way.
+    let error = dataset.read_range(frame_start, 128).unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::FrameChecksum { frame: 3, .. } | Error::CorruptFrame { frame: 3, .. }
+        ),
+        "{error}"
+    );
     let expected = stream(&docs, 0);
     assert_eq!(dataset.read_range(0, 1000).unwrap(), expected[..1000]);
+    assert_eq!(
+        dataset.window(2, 128).unwrap(),
+        expected[256..385],
+        "an aligned window reads one frame plus the next frame's first token"
+    );
     let chunks: Vec<_> = dataset.iter_chunks().collect();
     assert!(
         chunks.last().unwrap().is_err(),
@@ -82,6 +97,7 @@ fn a_truncated_or_missing_shard_is_an_error_not_a_panic() {
 
 #[test]
 fn a_manifest_of_another_version_is_refused() {
+    // Version 1 stored interleaved ids: read as byte planes they would be wrong tokens.
     let dir = tempfile::tempdir().unwrap();
     write_dataset(
         dir.path(),
@@ -93,7 +109,7 @@ fn a_manifest_of_another_version_is_refused() {
     let path = dir.path().join("manifest.json");
     let text = std::fs::read_to_string(&path)
         .unwrap()
-        .replace("\"version\": 1", "\"version\": 9");
+        .replace(&format!("\"version\": {FORMAT_VERSION}"), "\"version\": 1");
     std::fs::write(&path, text).unwrap();
     let error = Dataset::open(dir.path()).err().unwrap();
     assert!(matches!(error, Error::Version { .. }), "{error}");

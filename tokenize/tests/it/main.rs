@@ -64,6 +64,8 @@ fn config(docs: &Path, tokenizer: &Path, out: &Path) -> TokenizeConfig {
     TokenizeConfig {
         shard_tokens: 3_000,
         frame_tokens: 256,
+        // At the default fast level frames this small hardly compress.
+        zstd_level: 3,
         batch_rows: 7,
         ..TokenizeConfig::new(
             docs.to_path_buf(),
