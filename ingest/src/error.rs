@@ -80,7 +80,7 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
 
     #[error("SQL: {0}")]
-    DataFusion(#[from] datafusion::error::DataFusionError),
+    Sql(#[from] tinyforge_sql::Error),
 
     /// A bug in tinyforge, not a problem with the data.
     #[error("internal error: {0}")]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{ArrayRef, AsArray, RecordBatch, StringArray, StringBuilder, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -28,11 +28,12 @@ pub fn schema(keep: &[String]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Documents in column form, as a worker collects them.
+/// Documents in column form, as a worker collects them. Texts go straight into the Arrow
+/// column, one copy from the input.
 #[derive(Debug, Default)]
 pub struct Docs {
     pub ids: Vec<u64>,
-    pub texts: Vec<String>,
+    pub texts: StringBuilder,
     pub langs: Vec<&'static str>,
     pub sources: Vec<Arc<str>>,
     pub meta: Vec<Vec<Option<String>>>,
@@ -41,10 +42,16 @@ pub struct Docs {
 }
 
 impl Docs {
-    pub fn with_columns(meta_columns: usize) -> Docs {
+    /// Room for `rows` documents of `text_bytes` bytes in all before any reallocation.
+    pub fn with_capacity(meta_columns: usize, rows: usize, text_bytes: usize) -> Docs {
         Docs {
-            meta: vec![Vec::new(); meta_columns],
-            ..Docs::default()
+            ids: Vec::with_capacity(rows),
+            texts: StringBuilder::with_capacity(rows, text_bytes),
+            langs: Vec::with_capacity(rows),
+            sources: Vec::with_capacity(rows),
+            meta: vec![Vec::with_capacity(rows); meta_columns],
+            hashes: Vec::with_capacity(rows),
+            text_bytes: 0,
         }
     }
 
@@ -56,10 +63,11 @@ impl Docs {
         self.ids.is_empty()
     }
 
-    pub fn to_batch(&self, schema: &SchemaRef) -> Result<RecordBatch> {
+    /// The documents as a batch of `schema` (see [`schema`]); the builders are left empty.
+    pub fn take_batch(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
         let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from(self.ids.clone())),
-            Arc::new(StringArray::from_iter_values(self.texts.iter())),
+            Arc::new(UInt64Array::from(std::mem::take(&mut self.ids))),
+            Arc::new(self.texts.finish()),
             Arc::new(StringArray::from_iter_values(self.langs.iter())),
             Arc::new(StringArray::from_iter_values(
                 self.sources.iter().map(|s| &**s),

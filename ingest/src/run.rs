@@ -362,7 +362,7 @@ impl<'a> ChunkSink<'a> {
             file_input: 0,
             file_rel: String::new(),
             file_path: PathBuf::new(),
-            docs: Docs::with_columns(config.keep_columns.len()),
+            docs: Docs::with_capacity(config.keep_columns.len(), BATCH_ROWS, BATCH_BYTES),
             seen: HashSet::new(),
             hashes: Vec::new(),
             writer,
@@ -375,6 +375,14 @@ impl<'a> ChunkSink<'a> {
             reject_count: 0,
             error: None,
         })
+    }
+
+    fn empty_docs(&self) -> Docs {
+        Docs::with_capacity(
+            self.context.config.keep_columns.len(),
+            BATCH_ROWS,
+            BATCH_BYTES,
+        )
     }
 
     fn start_file(&mut self, file: &InputFile) {
@@ -462,7 +470,7 @@ impl<'a> ChunkSink<'a> {
             column.push(value);
         }
         self.docs.text_bytes += text.len();
-        self.docs.texts.push(text);
+        self.docs.texts.append_value(&text);
         if self.docs.len() >= BATCH_ROWS || self.docs.text_bytes >= BATCH_BYTES {
             self.flush()?;
         }
@@ -474,11 +482,9 @@ impl<'a> ChunkSink<'a> {
         if self.docs.is_empty() {
             return Ok(());
         }
-        let docs = std::mem::replace(
-            &mut self.docs,
-            Docs::with_columns(self.context.config.keep_columns.len()),
-        );
-        let mut batch = docs.to_batch(&self.context.schema)?;
+        let empty = self.empty_docs();
+        let mut docs = std::mem::replace(&mut self.docs, empty);
+        let mut batch = docs.take_batch(&self.context.schema)?;
         let mut hashes = docs.hashes;
         if let Some(filter) = &self.context.filter {
             let mask = filter.evaluate(&batch)?;

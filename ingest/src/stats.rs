@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use arrow::array::RecordBatch;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use crate::error::{Error, Result};
 
@@ -46,31 +45,11 @@ pub fn query(dir: &Path, queries: &[&str], threads: usize) -> Result<Vec<Vec<Rec
             format!("{}: no such documents folder", dir.display()),
         )));
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let config = SessionConfig::new().with_target_partitions(threads.max(1));
-        let context = SessionContext::new_with_config(config);
-        let mut table = dir.display().to_string();
-        if !table.ends_with('/') {
-            table.push('/');
-        }
-        context
-            .register_parquet(
-                "docs",
-                &table,
-                ParquetReadOptions::default().file_extension(".parquet"),
-            )
-            .await?;
-        let mut results = Vec::new();
-        for sql in queries {
-            let frame = context.sql(sql).await?;
-            results.push(frame.collect().await?);
-        }
-        Ok(results)
-    })
+    let table = tinyforge_sql::Table::Folder {
+        dir,
+        extension: ".parquet",
+    };
+    Ok(tinyforge_sql::query(table, "docs", queries, threads)?)
 }
 
 /// The default summary: `(title, rows)` per query of [`SUMMARY_QUERIES`].

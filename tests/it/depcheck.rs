@@ -7,9 +7,10 @@ use std::process::Command;
 
 /// Each workspace crate and the workspace crates it may depend on (normal dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("tinyforge-ingest", &[]),
+    ("tinyforge-sql", &[]),
+    ("tinyforge-ingest", &["tinyforge-sql"]),
     ("tinyforge-pretok", &[]),
-    ("tinyforge-vocab", &["tinyforge-pretok"]),
+    ("tinyforge-vocab", &["tinyforge-pretok", "tinyforge-sql"]),
     ("tinyforge-shards", &[]),
     (
         "tinyforge-tokenize",

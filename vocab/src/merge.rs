@@ -1,11 +1,10 @@
-//! Summing partial counts (one per `--shard i/n` task) with DataFusion SQL.
+//! Summing partial counts (one per `--shard i/n` task) with SQL (tinyforge-sql, DataFusion).
 
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, UInt32Type, UInt64Type};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::counts::Counts;
@@ -97,19 +96,9 @@ pub fn merge_counts(partials: &[PathBuf]) -> Result<Counts> {
         .map(|p| Ok(fs_err::canonicalize(p)?.to_string_lossy().into_owned()))
         .collect::<Result<_>>()?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let batches = runtime
-        .block_on(async {
-            let ctx = SessionContext::new();
-            let frame = ctx
-                .read_parquet(paths, ParquetReadOptions::default())
-                .await?;
-            ctx.register_table("counts", frame.into_view())?;
-            ctx.sql(SQL).await?.collect().await
-        })
-        .map_err(|e| Error::DataFusion(e.to_string()))?;
+    let batches = tinyforge_sql::query(tinyforge_sql::Table::Files(&paths), "counts", &[SQL], 1)
+        .map_err(|e| Error::DataFusion(e.to_string()))?
+        .remove(0);
 
     let mut counts: Vec<u64> = Vec::new();
     let mut tokens: Vec<Option<String>> = Vec::new();
