@@ -307,6 +307,11 @@ impl Context<'_> {
 
 const ABORTED: &str = "stopped because another worker failed";
 
+/// An empty batch of documents with room for a whole batch.
+fn batch_docs(config: &IngestConfig) -> Docs {
+    Docs::with_capacity(config.keep_columns.len(), BATCH_ROWS, BATCH_BYTES)
+}
+
 /// Collects one chunk's records into documents and parts.
 struct ChunkSink<'a> {
     context: &'a Context<'a>,
@@ -362,7 +367,7 @@ impl<'a> ChunkSink<'a> {
             file_input: 0,
             file_rel: String::new(),
             file_path: PathBuf::new(),
-            docs: Docs::with_capacity(config.keep_columns.len(), BATCH_ROWS, BATCH_BYTES),
+            docs: batch_docs(config),
             seen: HashSet::new(),
             hashes: Vec::new(),
             writer,
@@ -375,14 +380,6 @@ impl<'a> ChunkSink<'a> {
             reject_count: 0,
             error: None,
         })
-    }
-
-    fn empty_docs(&self) -> Docs {
-        Docs::with_capacity(
-            self.context.config.keep_columns.len(),
-            BATCH_ROWS,
-            BATCH_BYTES,
-        )
     }
 
     fn start_file(&mut self, file: &InputFile) {
@@ -482,8 +479,7 @@ impl<'a> ChunkSink<'a> {
         if self.docs.is_empty() {
             return Ok(());
         }
-        let empty = self.empty_docs();
-        let mut docs = std::mem::replace(&mut self.docs, empty);
+        let mut docs = std::mem::replace(&mut self.docs, batch_docs(self.context.config));
         let mut batch = docs.take_batch(&self.context.schema)?;
         let mut hashes = docs.hashes;
         if let Some(filter) = &self.context.filter {
