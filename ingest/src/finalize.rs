@@ -2,8 +2,6 @@
 //! deduplication across chunks (the first occurrence in plan order wins, exactly as if one
 //! process had read everything in order), the rejects file and `_manifest.json`.
 
-use ahash::AHashSet as HashSet;
-
 use arrow::array::{AsArray, BooleanArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use xxhash_rust::xxh3::xxh3_128;
@@ -14,7 +12,7 @@ use crate::part::{PartWriter, schema, write_atomic};
 use crate::plan::Plan;
 use crate::report::{Counts, Report};
 use crate::run::{build_report, count_output};
-use crate::state::{ChunkRecord, MANIFEST, REJECTS, State};
+use crate::state::{ChunkRecord, HashSet128, MANIFEST, REJECTS, State};
 
 pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Report> {
     let mut records = Vec::with_capacity(plan.chunks.len());
@@ -37,7 +35,7 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
     if config.dedup {
         // Decide sequentially from the hash files (16 bytes a document), then rewrite only
         // the chunks that hold a document seen in an earlier chunk.
-        let mut seen: HashSet<u128> = HashSet::new();
+        let mut seen: HashSet128 = HashSet128::default();
         let mut to_rewrite = Vec::new();
         for record in &records {
             let hashes = state.read_hashes(record.chunk)?;
@@ -53,7 +51,7 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
         // rebuild the set incrementally in chunk order while rewriting.
         drop(seen);
         if !to_rewrite.is_empty() {
-            let mut earlier: HashSet<u128> = HashSet::new();
+            let mut earlier: HashSet128 = HashSet128::default();
             let mut next = 0;
             for record in records.iter_mut() {
                 if to_rewrite.get(next) == Some(&record.chunk) {
@@ -107,10 +105,10 @@ fn rewrite_chunk(
     plan: &Plan,
     state: &State,
     record: &mut ChunkRecord,
-    earlier: &HashSet<u128>,
+    earlier: &HashSet128,
 ) -> Result<()> {
     let schema = schema(&config.keep_columns);
-    let mut seen_here: HashSet<u128> = HashSet::new();
+    let mut seen_here: HashSet128 = HashSet128::default();
     let mut hashes = Vec::new();
     let mut output = Counts::default();
     let mut parts = Vec::new();

@@ -26,14 +26,13 @@ mod run;
 mod state;
 mod stats;
 
-pub use clean::{clean, detect_lang, iso639_1};
+pub use clean::{Cleaned, clean, clean_document, detect_lang, iso639_1};
 pub use config::{
     Format, IngestConfig, IngestOptions, InputOptions, InputSpec, OnError, OneOrMany, Shard,
     TextSpec, expand,
 };
 pub use error::{Error, Location, Result};
 pub use part::{PartInfo, schema};
-pub use read::parse_record;
 pub use report::{Counts, Dropped, LangCount, Report, SourceCount};
 pub use run::{Event, RunOptions, ingest};
 pub use state::{MANIFEST, REJECTS, STATE_DIR};

@@ -36,7 +36,7 @@ pub struct Docs {
     pub texts: StringBuilder,
     pub langs: Vec<&'static str>,
     pub sources: Vec<Arc<str>>,
-    pub meta: Vec<Vec<Option<String>>>,
+    pub meta: Vec<StringBuilder>,
     pub hashes: Vec<u128>,
     pub text_bytes: usize,
 }
@@ -49,7 +49,9 @@ impl Docs {
             texts: StringBuilder::with_capacity(rows, text_bytes),
             langs: Vec::with_capacity(rows),
             sources: Vec::with_capacity(rows),
-            meta: vec![Vec::with_capacity(rows); meta_columns],
+            meta: (0..meta_columns)
+                .map(|_| StringBuilder::with_capacity(rows, rows * 8))
+                .collect(),
             hashes: Vec::with_capacity(rows),
             text_bytes: 0,
         }
@@ -73,10 +75,8 @@ impl Docs {
                 self.sources.iter().map(|s| &**s),
             )),
         ];
-        for column in &self.meta {
-            columns.push(Arc::new(StringArray::from(
-                column.iter().map(|v| v.as_deref()).collect::<Vec<_>>(),
-            )));
+        for column in &mut self.meta {
+            columns.push(Arc::new(column.finish()));
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
@@ -130,6 +130,9 @@ impl PartWriter {
             // Text is neither repetitive nor useful as min/max statistics.
             .set_column_dictionary_enabled(text.clone(), false)
             .set_column_statistics_enabled(text, EnabledStatistics::None)
+            // Ids are hashes: a dictionary of them never pays (the writer built one per row
+            // group, then gave up on it), and they do not compress.
+            .set_column_dictionary_enabled(ColumnPath::from("id"), false)
             .build();
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(|source| {
             Error::Parquet {

@@ -77,26 +77,22 @@ impl Counts {
         }
     }
 
-    /// Records a written document.
-    pub fn output(&mut self, lang: &str, source: &str, text_bytes: u64) {
-        self.documents += 1;
+    /// Records `documents` written documents of one language and source, `text_bytes` in all.
+    pub fn output(&mut self, lang: &str, source: &str, documents: u64, text_bytes: u64) {
+        self.documents += documents;
         self.text_bytes += text_bytes;
-        // Look up before inserting: this runs once per document and keys repeat.
-        if !self.by_lang.contains_key(lang) {
-            self.by_lang.insert(lang.to_owned(), LangCount::default());
-        }
-        if let Some(entry) = self.by_lang.get_mut(lang) {
-            entry.documents += 1;
-            entry.text_bytes += text_bytes;
-        }
-        if !self.by_source.contains_key(source) {
-            self.by_source
-                .insert(source.to_owned(), SourceCount::default());
-        }
-        if let Some(entry) = self.by_source.get_mut(source) {
-            entry.documents += 1;
-            entry.text_bytes += text_bytes;
-        }
+        let by_lang = match self.by_lang.get_mut(lang) {
+            Some(entry) => entry,
+            None => self.by_lang.entry(lang.to_owned()).or_default(),
+        };
+        by_lang.documents += documents;
+        by_lang.text_bytes += text_bytes;
+        let by_source = match self.by_source.get_mut(source) {
+            Some(entry) => entry,
+            None => self.by_source.entry(source.to_owned()).or_default(),
+        };
+        by_source.documents += documents;
+        by_source.text_bytes += text_bytes;
     }
 
     /// Forgets the output side (documents, bytes, per-language and per-source documents),

@@ -2,7 +2,6 @@
 //! inside the chunk, write its parts), each committed by its state record. Deduplication
 //! across chunks happens once every chunk is done, in [`crate::finalize`].
 
-use ahash::AHashSet as HashSet;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -14,7 +13,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
-use crate::clean::{DropReason, check_length, clean, detect_lang};
+use crate::clean::{DropReason, check_length, clean_document};
 use crate::config::{IngestConfig, OnError};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
@@ -22,7 +21,7 @@ use crate::part::{Docs, PartWriter, schema};
 use crate::plan::{InputFile, Plan};
 use crate::read::{FieldSpec, Record, Reject, Sink, read_unit};
 use crate::report::{Counts, Report};
-use crate::state::{ChunkRecord, State, clean_output};
+use crate::state::{ChunkRecord, HashSet128, State, clean_output};
 
 /// What the run tells its caller while it works (the command turns it into a progress bar).
 #[derive(Debug, Clone)]
@@ -323,11 +322,13 @@ struct ChunkSink<'a> {
     file_rel: String,
     file_path: PathBuf,
     docs: Docs,
-    seen: HashSet<u128>,
+    seen: HashSet128,
     hashes: Vec<u128>,
     writer: Option<PartWriter>,
     parts: Vec<crate::part::PartInfo>,
     counts: Counts,
+    /// Records read per input (their source's `records`).
+    records_by_input: Vec<u64>,
     raw_since_roll: u64,
     roll_pending: bool,
     rejects: Option<std::io::BufWriter<fs_err::File>>,
@@ -368,11 +369,12 @@ impl<'a> ChunkSink<'a> {
             file_rel: String::new(),
             file_path: PathBuf::new(),
             docs: batch_docs(config),
-            seen: HashSet::new(),
+            seen: HashSet128::default(),
             hashes: Vec::new(),
             writer,
             parts: Vec::new(),
             counts: Counts::default(),
+            records_by_input: vec![0; config.inputs.len()],
             raw_since_roll: 0,
             roll_pending: false,
             rejects: None,
@@ -397,18 +399,8 @@ impl<'a> ChunkSink<'a> {
         }
         self.counts.records += 1;
         self.counts.bytes_in += raw_bytes;
-        let source = &*self.sources[self.file_input];
-        // Look up before inserting: this runs once per record and keys repeat.
-        match self.counts.by_source.get_mut(source) {
-            Some(entry) => entry.records += 1,
-            None => {
-                self.counts
-                    .by_source
-                    .entry(source.to_owned())
-                    .or_default()
-                    .records += 1;
-            }
-        }
+        // Folded into `counts.by_source` at the end: no map lookup per record.
+        self.records_by_input[self.file_input] += 1;
         self.raw_since_roll += raw_bytes;
         if self.raw_since_roll >= self.context.config.part_bytes {
             self.roll_pending = true;
@@ -434,10 +426,11 @@ impl<'a> ChunkSink<'a> {
         Ok(())
     }
 
-    fn add_record(&mut self, record: Record) -> Result<()> {
+    fn add_record(&mut self, record: Record<'_>) -> Result<()> {
         self.account(record.raw_bytes)?;
-        let text = clean(&record.text);
-        if let Err(reason) = check_length(&text, self.context.config.min_chars) {
+        let cleaned = clean_document(record.text);
+        let text = &*cleaned.text;
+        if let Err(reason) = check_length(text, self.context.config.min_chars) {
             match reason {
                 DropReason::Empty => self.counts.dropped.empty += 1,
                 DropReason::TooShort => self.counts.dropped.too_short += 1,
@@ -460,14 +453,14 @@ impl<'a> ChunkSink<'a> {
             }
         }
         self.docs.ids.push(id.digest());
-        self.docs.langs.push(detect_lang(&text));
+        self.docs.langs.push(cleaned.lang());
         self.docs.hashes.push(xxh3_128(text.as_bytes()));
         self.docs.sources.push(source);
         for (column, value) in self.docs.meta.iter_mut().zip(record.meta) {
-            column.push(value);
+            column.append_option(value.as_deref());
         }
         self.docs.text_bytes += text.len();
-        self.docs.texts.append_value(&text);
+        self.docs.texts.append_value(text);
         if self.docs.len() >= BATCH_ROWS || self.docs.text_bytes >= BATCH_BYTES {
             self.flush()?;
         }
@@ -559,6 +552,15 @@ impl<'a> ChunkSink<'a> {
 
     fn finish(mut self) -> Result<ChunkRecord> {
         self.flush()?;
+        for (source, &records) in self.sources.iter().zip(&self.records_by_input) {
+            if records > 0 {
+                self.counts
+                    .by_source
+                    .entry(source.to_string())
+                    .or_default()
+                    .records += records;
+            }
+        }
         if let Some(writer) = self.writer.take() {
             self.parts.push(writer.finish()?);
         }
@@ -600,23 +602,34 @@ impl<'a> ChunkSink<'a> {
     }
 }
 
-/// Adds the documents of `batch` (schema of [`schema`]) to the output counts.
+/// Adds the documents of `batch` (schema of [`schema`]) to the output counts, a run of rows
+/// of the same language and source at a time.
 pub(crate) fn count_output(counts: &mut Counts, batch: &RecordBatch) {
     use arrow::array::AsArray;
     let texts = batch.column(1).as_string::<i32>();
     let langs = batch.column(2).as_string::<i32>();
     let sources = batch.column(3).as_string::<i32>();
+    let mut run: Option<(&str, &str)> = None;
+    let (mut documents, mut text_bytes) = (0, 0);
     for row in 0..batch.num_rows() {
-        counts.output(
-            langs.value(row),
-            sources.value(row),
-            texts.value_length(row) as u64,
-        );
+        let key = (langs.value(row), sources.value(row));
+        if run != Some(key) {
+            if let Some((lang, source)) = run {
+                counts.output(lang, source, documents, text_bytes);
+            }
+            run = Some(key);
+            (documents, text_bytes) = (0, 0);
+        }
+        documents += 1;
+        text_bytes += texts.value_length(row) as u64;
+    }
+    if let Some((lang, source)) = run {
+        counts.output(lang, source, documents, text_bytes);
     }
 }
 
 impl Sink for ChunkSink<'_> {
-    fn record(&mut self, record: Record) -> ControlFlow<()> {
+    fn record(&mut self, record: Record<'_>) -> ControlFlow<()> {
         let result = self.add_record(record);
         self.handle(result)
     }

@@ -3,6 +3,7 @@
 //! point of the chunk), `_state/chunk-N.hashes` (content hashes of the chunk's documents in row
 //! order, for the cross-chunk deduplication) and `_state/chunk-N.rejects.jsonl`.
 
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +16,28 @@ use crate::report::Counts;
 pub const STATE_DIR: &str = "_state";
 pub const MANIFEST: &str = "_manifest.json";
 pub const REJECTS: &str = "_rejects.jsonl";
+
+/// A set of document content hashes. They are xxh3-128 digests, uniform already, so their
+/// low 64 bits serve as the table's hash with no hashing of their own.
+pub(crate) type HashSet128 = std::collections::HashSet<u128, BuildHasherDefault<LowBits>>;
+
+#[derive(Default)]
+pub(crate) struct LowBits(u64);
+
+impl Hasher for LowBits {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is used; anything else still hashes (FNV-1a).
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u128(&mut self, value: u128) {
+        self.0 = value as u64;
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanRecord {

@@ -28,7 +28,7 @@ pub(super) fn read_document(
     }
     let raw_bytes = bytes.len() as u64;
     let body = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
-    let text = match std::str::from_utf8(body) {
+    let text = match simdutf8::compat::from_utf8(body) {
         Ok(text) => text,
         Err(err) => {
             let location = Location::Offset {
@@ -65,9 +65,9 @@ pub(super) fn read_document(
     }
     sink.record(Record {
         index: 0,
-        text,
+        text: &text,
         id_value: None,
-        meta,
+        meta: &meta,
         raw_bytes,
     })
 }

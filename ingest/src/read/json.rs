@@ -6,6 +6,7 @@ use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
 
+use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
@@ -13,17 +14,182 @@ use super::{FieldSpec, Record, Reject, Sink, open, raw_text, stream_error};
 use crate::error::Location;
 use crate::plan::InputFile;
 
-/// The fields of one record that the spec asks for.
-struct Fields {
-    text: Vec<Option<Value>>,
+/// The fields of one record that the spec asks for, in buffers a reader reuses from record to
+/// record: text fields are decoded straight into their line buffer, without a `Value`.
+pub(super) struct Fields {
+    /// Per text field of the spec, in its order: the field's lines joined by newlines,
+    /// whether the record has the field, and why it is not text.
+    text: Vec<String>,
+    found: Vec<bool>,
+    problem: Vec<Option<String>>,
+    /// The text fields joined, when there are several.
+    joined: String,
     id: Option<Value>,
+    id_text: String,
     meta: Vec<Option<String>>,
 }
 
-struct RecordSeed<'a>(&'a FieldSpec);
+impl Fields {
+    pub(super) fn new(spec: &FieldSpec) -> Fields {
+        let n = spec.text_fields.len();
+        Fields {
+            text: vec![String::new(); n],
+            found: vec![false; n],
+            problem: vec![None; n],
+            joined: String::new(),
+            id: None,
+            id_text: String::new(),
+            meta: vec![None; spec.meta_len],
+        }
+    }
+
+    fn clear(&mut self) {
+        self.text.iter_mut().for_each(String::clear);
+        self.found.iter_mut().for_each(|f| *f = false);
+        self.problem.iter_mut().for_each(|p| *p = None);
+        self.id = None;
+        self.meta.iter_mut().for_each(|m| *m = None);
+    }
+
+    /// Parses one JSON record into the buffers; errors are reasons for a reject.
+    pub(super) fn parse(&mut self, json: &str, spec: &FieldSpec) -> Result<(), String> {
+        self.clear();
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        RecordSeed { spec, fields: self }
+            .deserialize(&mut deserializer)
+            .map_err(|err| format!("malformed JSON: {err}"))??;
+        deserializer
+            .end()
+            .map_err(|err| format!("malformed JSON: {err}"))?;
+        self.finish(spec)
+    }
+
+    /// Takes the fields of an already parsed record.
+    fn take_value(&mut self, value: Value, spec: &FieldSpec) -> Result<(), String> {
+        self.clear();
+        let Value::Object(map) = value else {
+            return Err(format!("expected a JSON object, found {}", kind(&value)));
+        };
+        for (key, value) in map {
+            let roles = Roles::of(spec, &key);
+            self.apply(&roles, &key, value);
+        }
+        self.finish(spec)
+    }
+
+    /// Stores a field's value in each role it has.
+    fn apply(&mut self, roles: &Roles, key: &str, value: Value) {
+        if let Some(slot) = roles.text {
+            self.text[slot].clear();
+            self.found[slot] = true;
+            self.problem[slot] = text_of(key, &value, &mut self.text[slot]).err();
+        }
+        match (roles.keep, roles.id) {
+            (Some(slot), true) => {
+                self.meta[slot] = meta_text(&value);
+                self.id = Some(value);
+            }
+            (Some(slot), false) => {
+                self.meta[slot] = match value {
+                    Value::String(s) => Some(s),
+                    other => meta_text(&other),
+                }
+            }
+            (None, true) => self.id = Some(value),
+            (None, false) => {}
+        }
+    }
+
+    /// Checks the fields in the spec's order and joins the text.
+    fn finish(&mut self, spec: &FieldSpec) -> Result<(), String> {
+        let names = &spec.text_fields;
+        for (slot, name) in names.iter().enumerate() {
+            if let Some(problem) = &self.problem[slot] {
+                return Err(problem.clone());
+            }
+            if !self.found[slot] {
+                return Err(format!("missing field `{name}`"));
+            }
+        }
+        if names.len() > 1 {
+            self.joined.clear();
+            for line in &self.text {
+                push_line(&mut self.joined, line);
+            }
+        }
+        self.id_text.clear();
+        match (&spec.id, &self.id) {
+            (None, _) => {}
+            (Some(name), None) | (Some(name), Some(Value::Null)) => {
+                return Err(format!("missing id field `{name}`"));
+            }
+            (Some(_), Some(Value::String(s))) => self.id_text.push_str(s),
+            (Some(_), Some(Value::Number(n))) => {
+                use std::fmt::Write;
+                let _ = write!(self.id_text, "{n}");
+            }
+            (Some(name), Some(other)) => {
+                return Err(format!(
+                    "id field `{name}` is {}, not a string or number",
+                    kind(other)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The record the buffers hold (after a successful parse).
+    fn record(&self, spec: &FieldSpec, index: u64, raw_bytes: u64) -> Record<'_> {
+        let text = match self.text.as_slice() {
+            [one] => one.as_str(),
+            _ => self.joined.as_str(),
+        };
+        Record {
+            index,
+            text,
+            id_value: spec.id.is_some().then_some(self.id_text.as_str()),
+            meta: &self.meta,
+            raw_bytes,
+        }
+    }
+}
+
+/// The roles of a field name in the spec: part of the text, the id, a kept column.
+struct Roles {
+    text: Option<usize>,
+    id: bool,
+    keep: Option<usize>,
+}
+
+impl Roles {
+    fn of(spec: &FieldSpec, key: &str) -> Roles {
+        Roles {
+            text: spec.text_fields.iter().position(|f| f == key),
+            id: spec.id.as_deref() == Some(key),
+            keep: spec
+                .keep
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, slot)| *slot),
+        }
+    }
+}
+
+fn meta_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+struct RecordSeed<'a> {
+    spec: &'a FieldSpec,
+    fields: &'a mut Fields,
+}
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
-    type Value = Result<Fields, String>;
+    type Value = Result<(), String>;
     fn deserialize<D: serde::Deserializer<'de>>(
         self,
         deserializer: D,
@@ -61,48 +227,46 @@ fn not_object<T>(found: &str) -> Result<T, String> {
 }
 
 impl<'de> Visitor<'de> for RecordSeed<'_> {
-    type Value = Result<Fields, String>;
+    type Value = Result<(), String>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let spec = self.0;
-        let text_fields = spec.text.fields();
-        let mut fields = Fields {
-            text: vec![None; text_fields.len()],
-            id: None,
-            meta: vec![None; spec.meta_len],
-        };
+        let (spec, fields) = (self.spec, self.fields);
         while let Some(Key(key)) = map.next_key::<Key>()? {
-            let text_slot = text_fields.iter().position(|f| *f == key);
-            let is_id = spec.id.as_deref() == Some(&*key);
-            let keep_slot = spec
-                .keep
-                .iter()
-                .find(|(name, _)| *name == key)
-                .map(|(_, slot)| *slot);
-            if text_slot.is_none() && !is_id && keep_slot.is_none() {
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let value: Value = map.next_value()?;
-            if let Some(slot) = keep_slot {
-                fields.meta[slot] = match &value {
-                    Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
-                };
-            }
-            if is_id {
-                fields.id = Some(value.clone());
-            }
-            if let Some(slot) = text_slot {
-                fields.text[slot] = Some(value);
+            let roles = Roles::of(spec, &key);
+            match roles {
+                Roles {
+                    text: None,
+                    id: false,
+                    keep: None,
+                } => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                // Text only (nearly always): decoded into the line buffer directly.
+                Roles {
+                    text: Some(slot),
+                    id: false,
+                    keep: None,
+                } => {
+                    fields.text[slot].clear();
+                    fields.found[slot] = true;
+                    fields.problem[slot] = None;
+                    map.next_value_seed(TextSeed {
+                        field: &key,
+                        out: &mut fields.text[slot],
+                        problem: &mut fields.problem[slot],
+                    })?;
+                }
+                roles => {
+                    let value: Value = map.next_value()?;
+                    fields.apply(&roles, &key, value);
+                }
             }
         }
-        Ok(Ok(fields))
+        Ok(Ok(()))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -129,18 +293,136 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     }
 }
 
+/// A text field's value decoded into its line buffer: a string, a list of strings (lines),
+/// or null (empty). Anything else leaves a problem (the same words as [`text_of`]) and is
+/// skipped, so that malformed JSON later in the record still wins.
+struct TextSeed<'a> {
+    field: &'a str,
+    out: &'a mut String,
+    problem: &'a mut Option<String>,
+}
+
+impl TextSeed<'_> {
+    fn not_text(self, found: &str) {
+        *self.problem = Some(format!(
+            "field `{}` is not text (found {found})",
+            self.field
+        ));
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TextSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("text or a list of text")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        push_line(self.out, v);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.not_text("a boolean");
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.not_text("a number");
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.not_text("a number");
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.not_text("a number");
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.not_text("an object");
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element_seed(LineSeed(self.out))? {
+            if let (Err(other), None) = (item, &*self.problem) {
+                *self.problem = Some(format!(
+                    "field `{}` holds a list with a non-text item: {other}",
+                    self.field
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One item of a text list: a line (or null), else the item as a `Value` for the message.
+struct LineSeed<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for LineSeed<'_> {
+    type Value = Result<(), Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LineSeed<'_> {
+    type Value = Result<(), Value>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a line of text")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        push_line(self.0, v);
+        Ok(Ok(()))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Ok(()))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Err(Value::from(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Err(value))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let value = Value::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Err(value))
+    }
+}
+
 /// A text value: a string, or a list of strings (lines); null counts as empty.
-fn text_of(field: &str, value: Value, out: &mut String) -> Result<(), String> {
+fn text_of(field: &str, value: &Value, out: &mut String) -> Result<(), String> {
     match value {
         Value::Null => Ok(()),
         Value::String(s) => {
-            push_line(out, &s);
+            push_line(out, s);
             Ok(())
         }
         Value::Array(items) => {
             for item in items {
                 match item {
-                    Value::String(s) => push_line(out, &s),
+                    Value::String(s) => push_line(out, s),
                     Value::Null => {}
                     other => {
                         return Err(format!(
@@ -153,7 +435,7 @@ fn text_of(field: &str, value: Value, out: &mut String) -> Result<(), String> {
         }
         other => Err(format!(
             "field `{field}` is not text (found {})",
-            kind(&other)
+            kind(other)
         )),
     }
 }
@@ -179,47 +461,6 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// A parsed record: its text, its id value and its kept metadata columns.
-pub type Parsed = (String, Option<String>, Vec<Option<String>>);
-
-/// Parses one JSON record into (text, id value, metadata); errors are reasons for a reject.
-pub fn parse_record(json: &str, spec: &FieldSpec) -> Result<Parsed, String> {
-    let mut deserializer = serde_json::Deserializer::from_str(json);
-    let fields = RecordSeed(spec)
-        .deserialize(&mut deserializer)
-        .map_err(|err| format!("malformed JSON: {err}"))??;
-    deserializer
-        .end()
-        .map_err(|err| format!("malformed JSON: {err}"))?;
-    finish(fields, spec)
-}
-
-fn finish(fields: Fields, spec: &FieldSpec) -> Result<Parsed, String> {
-    let names = spec.text.fields();
-    let mut text = String::new();
-    for (name, value) in names.iter().zip(fields.text) {
-        match value {
-            Some(value) => text_of(name, value, &mut text)?,
-            None => return Err(format!("missing field `{name}`")),
-        }
-    }
-    let id = match (&spec.id, fields.id) {
-        (None, _) => None,
-        (Some(name), None) | (Some(name), Some(Value::Null)) => {
-            return Err(format!("missing id field `{name}`"));
-        }
-        (Some(_), Some(Value::String(s))) => Some(s),
-        (Some(_), Some(Value::Number(n))) => Some(n.to_string()),
-        (Some(name), Some(other)) => {
-            return Err(format!(
-                "id field `{name}` is {}, not a string or number",
-                kind(&other)
-            ));
-        }
-    };
-    Ok((text, id, fields.meta))
-}
-
 pub(super) fn read_jsonl(
     file: &InputFile,
     spec: &FieldSpec,
@@ -229,67 +470,111 @@ pub(super) fn read_jsonl(
         Ok(reader) => reader,
         Err(err) => return whole_file_reject(sink, format!("cannot open: {err}"), file.size),
     };
-    let mut reader = BufReader::with_capacity(1 << 20, reader);
-    let mut line = Vec::new();
-    let mut offset = 0u64;
-    let mut number = 0u64;
+    read_lines(file, BufReader::with_capacity(1 << 20, reader), spec, sink)
+}
+
+/// The lines of `reader` (the decompressed stream of `file`) into the sink.
+fn read_lines(
+    file: &InputFile,
+    mut reader: impl BufRead,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
+    let mut lines = Lines {
+        spec,
+        fields: Fields::new(spec),
+        offset: 0,
+        number: 0,
+    };
+    // A line that spans two reads of the buffer is gathered here; the others are parsed
+    // where they lie in the buffer.
+    let mut partial = Vec::new();
     loop {
-        line.clear();
-        let read = match reader.read_until(b'\n', &mut line) {
-            Ok(0) => return ControlFlow::Continue(()),
-            Ok(read) => read,
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
             Err(err) => {
                 // The stream broke mid-line: what was read of the line is garbage.
                 let location = Location::Offset {
-                    offset: offset + line.len() as u64,
+                    offset: lines.offset + partial.len() as u64,
                 };
-                let reason = format!("{} (after line {number})", stream_error(file, &err));
-                let raw = (!line.is_empty()).then(|| raw_text(&line));
+                let reason = format!("{} (after line {})", stream_error(file, &err), lines.number);
+                let raw = (!partial.is_empty()).then(|| raw_text(&partial));
                 return sink.reject(Reject {
                     location,
                     reason,
                     raw,
-                    raw_bytes: line.len() as u64,
+                    raw_bytes: partial.len() as u64,
                 });
             }
         };
-        number += 1;
-        let location = Location::Line {
-            line: number,
-            offset,
-        };
-        offset += read as u64;
-        let body = trim_newline(&line);
-        if body.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        if buf.is_empty() {
+            // The last line, without its newline.
+            if !partial.is_empty() {
+                lines.line(&partial, sink)?;
+            }
+            return ControlFlow::Continue(());
         }
-        let text = match std::str::from_utf8(body) {
+        let (used, flow) = match memchr::memchr(b'\n', buf) {
+            Some(end) if partial.is_empty() => (end + 1, lines.line(&buf[..=end], sink)),
+            Some(end) => {
+                partial.extend_from_slice(&buf[..=end]);
+                let flow = lines.line(&partial, sink);
+                partial.clear();
+                (end + 1, flow)
+            }
+            None => {
+                partial.extend_from_slice(buf);
+                (buf.len(), ControlFlow::Continue(()))
+            }
+        };
+        reader.consume(used);
+        flow?;
+    }
+}
+
+/// The state of a JSON Lines reader between lines.
+struct Lines<'a> {
+    spec: &'a FieldSpec,
+    fields: Fields,
+    /// Byte offset and number of the last line read.
+    offset: u64,
+    number: u64,
+}
+
+impl Lines<'_> {
+    /// One line, with its newline if it has one.
+    fn line(&mut self, line: &[u8], sink: &mut dyn Sink) -> ControlFlow<()> {
+        let read = line.len() as u64;
+        self.number += 1;
+        let location = Location::Line {
+            line: self.number,
+            offset: self.offset,
+        };
+        self.offset += read;
+        let body = trim_newline(line);
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return ControlFlow::Continue(());
+        }
+        let text = match simdutf8::compat::from_utf8(body) {
             Ok(text) => text,
             Err(err) => {
                 let reason = format!("invalid UTF-8 at byte {} of the line", err.valid_up_to());
-                sink.reject(Reject {
+                return sink.reject(Reject {
                     location,
                     reason,
                     raw: Some(raw_text(body)),
-                    raw_bytes: read as u64,
-                })?;
-                continue;
+                    raw_bytes: read,
+                });
             }
         };
-        match parse_record(text, spec) {
-            Ok((text_value, id_value, meta)) => sink.record(Record {
-                index: number,
-                text: text_value,
-                id_value,
-                meta,
-                raw_bytes: read as u64,
-            })?,
+        match self.fields.parse(text, self.spec) {
+            Ok(()) => sink.record(self.fields.record(self.spec, self.number, read)),
             Err(reason) => sink.reject(Reject {
                 location,
                 reason,
                 raw: Some(raw_text(body)),
-                raw_bytes: read as u64,
-            })?,
+                raw_bytes: read,
+            }),
         }
     }
 }
@@ -313,6 +598,7 @@ const STOP: &str = "\u{0}tinyforge-stop";
 
 struct ArrayVisitor<'a> {
     spec: &'a FieldSpec,
+    fields: &'a mut Fields,
     sink: &'a mut dyn Sink,
 }
 
@@ -325,7 +611,7 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_> {
         let mut index = 0u64;
         // One element at a time: memory is bounded by the largest record, not the file.
         while let Some(value) = seq.next_element::<Value>()? {
-            if element(self.spec, self.sink, index, value).is_break() {
+            if element(self.spec, self.fields, self.sink, index, value).is_break() {
                 return Err(serde::de::Error::custom(STOP));
             }
             index += 1;
@@ -334,18 +620,18 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_> {
     }
 }
 
-fn element(spec: &FieldSpec, sink: &mut dyn Sink, index: u64, value: Value) -> ControlFlow<()> {
+fn element(
+    spec: &FieldSpec,
+    fields: &mut Fields,
+    sink: &mut dyn Sink,
+    index: u64,
+    value: Value,
+) -> ControlFlow<()> {
     // The size of the record as compact JSON stands in for its bytes in the file.
     let raw = value.to_string();
     let raw_bytes = raw.len() as u64;
-    match extract_value(value, spec) {
-        Ok((text, id_value, meta)) => sink.record(Record {
-            index,
-            text,
-            id_value,
-            meta,
-            raw_bytes,
-        }),
+    match fields.take_value(value, spec) {
+        Ok(()) => sink.record(fields.record(spec, index, raw_bytes)),
         Err(reason) => sink.reject(Reject {
             location: Location::Record { record: index },
             reason,
@@ -353,33 +639,6 @@ fn element(spec: &FieldSpec, sink: &mut dyn Sink, index: u64, value: Value) -> C
             raw_bytes,
         }),
     }
-}
-
-/// The fields of an already parsed record.
-fn extract_value(value: Value, spec: &FieldSpec) -> Result<Parsed, String> {
-    let Value::Object(mut map) = value else {
-        return Err(format!("expected a JSON object, found {}", kind(&value)));
-    };
-    let names = spec.text.fields();
-    let mut fields = Fields {
-        text: vec![None; names.len()],
-        id: None,
-        meta: vec![None; spec.meta_len],
-    };
-    for (name, slot) in &spec.keep {
-        fields.meta[*slot] = match map.get(name) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
-        };
-    }
-    if let Some(id) = &spec.id {
-        fields.id = map.get(id).cloned();
-    }
-    for (slot, name) in names.iter().enumerate() {
-        fields.text[slot] = map.remove(*name);
-    }
-    finish(fields, spec)
 }
 
 pub(super) fn read_json(
@@ -414,12 +673,14 @@ pub(super) fn read_json(
             Err(err) => return whole_file_reject(sink, stream_error(file, &err), file.size),
         }
     };
+    let mut fields = Fields::new(spec);
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     if first == b'[' {
         let result = serde::Deserializer::deserialize_seq(
             &mut deserializer,
             ArrayVisitor {
                 spec,
+                fields: &mut fields,
                 sink: &mut *sink,
             },
         )
@@ -432,7 +693,7 @@ pub(super) fn read_json(
     }
     for (index, value) in (0u64..).zip(deserializer.into_iter::<Value>()) {
         match value {
-            Ok(value) => element(spec, sink, index, value)?,
+            Ok(value) => element(spec, &mut fields, sink, index, value)?,
             Err(err) => return json_error(file, sink, &err),
         }
     }
@@ -463,4 +724,167 @@ fn json_error(file: &InputFile, sink: &mut dyn Sink, err: &serde_json::Error) ->
         raw: None,
         raw_bytes: 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Format, TextSpec};
+    use crate::plan::Compression;
+
+    fn spec(text: &[&str], id: Option<&str>, keep: &[&str]) -> FieldSpec {
+        let text_spec = match text {
+            [one] => TextSpec::Field((*one).to_owned()),
+            many => TextSpec::Join(many.iter().map(|f| (*f).to_owned()).collect()),
+        };
+        FieldSpec {
+            text: text_spec,
+            text_fields: text.iter().map(|f| (*f).to_owned()).collect(),
+            id: id.map(str::to_owned),
+            keep: keep
+                .iter()
+                .enumerate()
+                .map(|(slot, name)| ((*name).to_owned(), slot))
+                .collect(),
+            meta_len: keep.len(),
+        }
+    }
+
+    type Outcome = Result<(String, Option<String>, Vec<Option<String>>), String>;
+
+    fn outcome(fields: &Fields, spec: &FieldSpec, result: Result<(), String>) -> Outcome {
+        result.map(|()| {
+            let record = fields.record(spec, 0, 0);
+            (
+                record.text.to_owned(),
+                record.id_value.map(str::to_owned),
+                record.meta.to_vec(),
+            )
+        })
+    }
+
+    /// The streaming parse (text decoded straight into its buffer) and the parse through a
+    /// `serde_json::Value` (JSON arrays) must agree on every record, errors included.
+    #[test]
+    fn streaming_and_value_parses_agree() {
+        let records = [
+            r#"{"text": "a\nb", "id": 1, "author": "x"}"#,
+            r#"{"text": ["l1", "", null, "l2"], "id": "s"}"#,
+            r#"{"text": ["l1", {"a": [1, "b"]}, 3], "id": 1}"#,
+            r#"{"text": ["l1", [1, 2.5, null]], "id": 1}"#,
+            r#"{"text": ["l1", true], "id": 1}"#,
+            r#"{"text": 5, "id": 1}"#,
+            r#"{"text": {"x": [1]}, "id": 1}"#,
+            r#"{"text": true, "id": 1}"#,
+            r#"{"text": null, "id": 1}"#,
+            r#"{"id": 1}"#,
+            r#"{"text": "a", "id": null}"#,
+            r#"{"text": "a"}"#,
+            r#"{"text": "a", "id": [1]}"#,
+            r#"{"text": "a", "id": {"k": 1}}"#,
+            r#"{"text": "a", "id": false}"#,
+            r#"{"text": 1, "text": "b", "id": 1}"#,
+            r#"{"text": "a", "id": 1.5, "author": {"n": [1, null]}}"#,
+            r#"{"text": "a", "id": -3, "author": null}"#,
+            r#"{"text": "a", "id": 18446744073709551615, "author": 7}"#,
+            r#"{"text": "esc \"q\" \u4e2d\ttab\n", "id": "x\u0041", "author": "\u00e9"}"#,
+            r#"{"skip": {"deep": [1, {"x": "y"}]}, "text": "a", "id": 2}"#,
+        ];
+        let specs = [
+            spec(&["text"], Some("id"), &["author"]),
+            spec(&["text"], None, &[]),
+            // Overlapping roles: the text and the id are also kept columns.
+            spec(&["text"], Some("id"), &["text", "id", "author"]),
+            spec(&["author", "text"], Some("id"), &[]),
+        ];
+        for spec in &specs {
+            let mut streamed = Fields::new(spec);
+            let mut valued = Fields::new(spec);
+            for json in records {
+                let a = streamed.parse(json, spec);
+                let a = outcome(&streamed, spec, a);
+                let value: Value = serde_json::from_str(json).unwrap();
+                let b = valued.take_value(value, spec);
+                let b = outcome(&valued, spec, b);
+                assert_eq!(a, b, "{json} with {spec:?}");
+            }
+        }
+        let spec = &specs[0];
+        let mut fields = Fields::new(spec);
+        let ok = fields.parse(r#"{"id": 9, "text": ["a", "b"], "author": "z"}"#, spec);
+        assert_eq!(
+            outcome(&fields, spec, ok),
+            Ok(("a\nb".into(), Some("9".into()), vec![Some("z".into())]))
+        );
+        // A text problem does not hide malformed JSON later in the record.
+        let bad = fields.parse(r#"{"text": 5, "id": 1, "x": nope}"#, spec);
+        assert!(bad.unwrap_err().starts_with("malformed JSON"));
+    }
+
+    #[derive(Default)]
+    struct Collect {
+        seen: Vec<String>,
+    }
+
+    impl Sink for Collect {
+        fn record(&mut self, record: Record<'_>) -> ControlFlow<()> {
+            self.seen.push(format!(
+                "{} {:?} {:?} {}",
+                record.index, record.text, record.id_value, record.raw_bytes
+            ));
+            ControlFlow::Continue(())
+        }
+        fn reject(&mut self, reject: Reject) -> ControlFlow<()> {
+            self.seen.push(format!(
+                "{} {} {}",
+                reject.location, reject.reason, reject.raw_bytes
+            ));
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// Lines are the same whether they lie in the read buffer or span two reads of it.
+    #[test]
+    fn lines_spanning_reads_are_whole() {
+        let file = InputFile {
+            input: 0,
+            path: "mem.jsonl".into(),
+            rel: "mem.jsonl".into(),
+            format: Format::Jsonl,
+            compression: Compression::None,
+            size: 0,
+            row_groups: None,
+        };
+        let spec = spec(&["text"], Some("id"), &[]);
+        let input = "{\"text\": \"第一行\", \"id\": 1}\n\n  \r\n{\"text\": \"two\", \"id\": 2}\r\n\
+                     not json\n{\"text\": \"\u{00ff}\", \"id\": 3}\n{\"text\": \"last\", \"id\": 4}";
+        let mut bytes = input.as_bytes().to_vec();
+        // Invalid UTF-8 inside the fourth record's text.
+        let at = bytes.iter().position(|&b| b == 0xC3).unwrap();
+        bytes[at] = 0xFF;
+        let read = |capacity| {
+            let mut sink = Collect::default();
+            let reader = BufReader::with_capacity(capacity, bytes.as_slice());
+            assert!(read_lines(&file, reader, &spec, &mut sink).is_continue());
+            sink.seen
+        };
+        let whole = read(1 << 20);
+        assert_eq!(whole.len(), 5, "{whole:#?}");
+        assert_eq!(whole[0], "1 \"第一行\" Some(\"1\") 31");
+        assert_eq!(whole[1], "4 \"two\" Some(\"2\") 26");
+        assert!(
+            whole[2].starts_with("line 5 (byte 62) malformed JSON"),
+            "{}",
+            whole[2]
+        );
+        assert!(
+            whole[3].contains("invalid UTF-8 at byte 10 of the line"),
+            "{}",
+            whole[3]
+        );
+        assert_eq!(whole[4], "7 \"last\" Some(\"4\") 25");
+        for capacity in [1, 2, 3, 7, 16, 31] {
+            assert_eq!(read(capacity), whole, "buffer of {capacity} bytes");
+        }
+    }
 }

@@ -13,19 +13,18 @@ use crate::error::Location;
 use crate::plan::{Compression, InputFile};
 
 pub use file::html_to_text;
-pub use json::parse_record;
 
-/// A record as read, before cleaning.
+/// A record as read, before cleaning, borrowed from the reader's buffers.
 #[derive(Debug)]
-pub struct Record {
+pub struct Record<'a> {
     /// Position of the record in its file (line number, array index, row number): with the
     /// source and the file's relative path it makes the document id.
     pub index: u64,
-    pub text: String,
+    pub text: &'a str,
     /// The value of the id field, when the input names one.
-    pub id_value: Option<String>,
+    pub id_value: Option<&'a str>,
     /// One entry per metadata column of the run (None where this input has no such field).
-    pub meta: Vec<Option<String>>,
+    pub meta: &'a [Option<String>],
     /// Bytes of input the record took (a line, an element, a file): drives part rollover.
     pub raw_bytes: u64,
 }
@@ -49,7 +48,7 @@ pub fn raw_text(bytes: &[u8]) -> String {
 
 /// Where readers push what they read; `Break` stops the unit (for `--on-error fail`).
 pub trait Sink {
-    fn record(&mut self, record: Record) -> ControlFlow<()>;
+    fn record(&mut self, record: Record<'_>) -> ControlFlow<()>;
     fn reject(&mut self, reject: Reject) -> ControlFlow<()>;
 }
 
@@ -57,6 +56,8 @@ pub trait Sink {
 #[derive(Debug, Clone)]
 pub struct FieldSpec {
     pub text: TextSpec,
+    /// The fields of `text`, in order.
+    pub text_fields: Vec<String>,
     pub id: Option<String>,
     /// (field name, index in the run's metadata columns).
     pub keep: Vec<(String, usize)>,
@@ -77,6 +78,7 @@ impl FieldSpec {
             .collect();
         FieldSpec {
             text: input.text.clone(),
+            text_fields: input.text.fields().into_iter().map(str::to_owned).collect(),
             id: input.id_field.clone(),
             keep,
             meta_len: keep_columns.len(),

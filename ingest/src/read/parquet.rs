@@ -145,9 +145,9 @@ pub(super) fn read_row_group(
             let raw_bytes = text.len() as u64;
             sink.record(Record {
                 index: row,
-                text,
-                id_value,
-                meta,
+                text: &text,
+                id_value: id_value.as_deref(),
+                meta: &meta,
                 raw_bytes,
             })?;
             row += 1;
