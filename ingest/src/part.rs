@@ -153,6 +153,11 @@ impl PartWriter {
         })
     }
 
+    /// Text bytes that complete the current row group.
+    pub fn room(&self) -> u64 {
+        self.row_group_bytes.saturating_sub(self.pending_bytes)
+    }
+
     pub fn append(&mut self, batch: &RecordBatch) -> Result<()> {
         let texts = batch.column(1).as_string::<i32>();
         let mut start = 0;

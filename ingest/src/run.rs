@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::clean::{DropReason, check_length, clean_document};
 use crate::config::{IngestConfig, OnError};
@@ -308,7 +308,14 @@ const ABORTED: &str = "stopped because another worker failed";
 
 /// An empty batch of documents with room for a whole batch.
 fn batch_docs(config: &IngestConfig) -> Docs {
-    Docs::with_capacity(config.keep_columns.len(), BATCH_ROWS, BATCH_BYTES)
+    let bytes = if config.where_sql.is_none() {
+        // A row group (see `ChunkSink::dedup_on_add`), and room for the document that ends it.
+        let group = config.row_group_bytes.min(256 << 20) as usize;
+        group + group / 8
+    } else {
+        BATCH_BYTES
+    };
+    Docs::with_capacity(config.keep_columns.len(), BATCH_ROWS, bytes)
 }
 
 /// Collects one chunk's records into documents and parts.
@@ -322,6 +329,8 @@ struct ChunkSink<'a> {
     file_rel: String,
     file_path: PathBuf,
     docs: Docs,
+    /// The bytes a document id hashes, reused.
+    id_key: Vec<u8>,
     seen: HashSet128,
     hashes: Vec<u128>,
     writer: Option<PartWriter>,
@@ -369,6 +378,7 @@ impl<'a> ChunkSink<'a> {
             file_rel: String::new(),
             file_path: PathBuf::new(),
             docs: batch_docs(config),
+            id_key: Vec::new(),
             seen: HashSet128::default(),
             hashes: Vec::new(),
             writer,
@@ -437,34 +447,56 @@ impl<'a> ChunkSink<'a> {
             }
             return Ok(());
         }
-        let source = self.sources[self.file_input].clone();
-        let mut id = Xxh3::new();
-        id.update(source.as_bytes());
-        id.update(&[0]);
-        match &record.id_value {
-            Some(value) => {
-                id.update(b"id:");
-                id.update(value.as_bytes());
-            }
-            None => {
-                id.update(self.file_rel.as_bytes());
-                id.update(&[0]);
-                id.update(&record.index.to_le_bytes());
+        let hash = xxh3_128(text.as_bytes());
+        if self.dedup_on_add() {
+            self.counts.candidates += 1;
+            if self.context.config.dedup && !self.seen.insert(hash) {
+                self.counts.dropped.duplicate += 1;
+                return Ok(());
             }
         }
-        self.docs.ids.push(id.digest());
+        let source = self.sources[self.file_input].clone();
+        let key = &mut self.id_key;
+        key.clear();
+        key.extend_from_slice(source.as_bytes());
+        key.push(0);
+        match record.id_value {
+            Some(value) => {
+                key.extend_from_slice(b"id:");
+                key.extend_from_slice(value.as_bytes());
+            }
+            None => {
+                key.extend_from_slice(self.file_rel.as_bytes());
+                key.push(0);
+                key.extend_from_slice(&record.index.to_le_bytes());
+            }
+        }
+        self.docs.ids.push(xxh3_64(key));
         self.docs.langs.push(cleaned.lang());
-        self.docs.hashes.push(xxh3_128(text.as_bytes()));
+        self.docs.hashes.push(hash);
         self.docs.sources.push(source);
         for (column, value) in self.docs.meta.iter_mut().zip(record.meta) {
             column.append_option(value.as_deref());
         }
         self.docs.text_bytes += text.len();
         self.docs.texts.append_value(text);
-        if self.docs.len() >= BATCH_ROWS || self.docs.text_bytes >= BATCH_BYTES {
+        let full = if self.dedup_on_add() {
+            // Exactly the rest of the writer's row group: it is written without a copy.
+            let room = self.writer.as_ref().map_or(u64::MAX, PartWriter::room);
+            self.docs.text_bytes as u64 >= room
+        } else {
+            self.docs.len() >= BATCH_ROWS || self.docs.text_bytes >= BATCH_BYTES
+        };
+        if full {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Without a `--where` filter, documents are deduplicated as they arrive and collected a
+    /// row group at a time; with one, a batch at a time, filtered, then deduplicated.
+    fn dedup_on_add(&self) -> bool {
+        self.context.filter.is_none()
     }
 
     /// Filters and deduplicates the collected documents and appends them to the current part.
@@ -489,8 +521,10 @@ impl<'a> ChunkSink<'a> {
                     .collect();
             }
         }
-        self.counts.candidates += hashes.len() as u64;
-        let batch = if self.context.config.dedup {
+        let batch = if self.dedup_on_add() {
+            batch
+        } else if self.context.config.dedup {
+            self.counts.candidates += hashes.len() as u64;
             let keep: Vec<bool> = hashes.iter().map(|h| self.seen.insert(*h)).collect();
             let kept = keep.iter().filter(|k| **k).count();
             self.counts.dropped.duplicate += (hashes.len() - kept) as u64;
@@ -507,6 +541,7 @@ impl<'a> ChunkSink<'a> {
                 batch
             }
         } else {
+            self.counts.candidates += hashes.len() as u64;
             batch
         };
         count_output(&mut self.counts, &batch);

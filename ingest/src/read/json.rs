@@ -515,7 +515,11 @@ fn read_lines(
             return ControlFlow::Continue(());
         }
         let (used, flow) = match memchr::memchr(b'\n', buf) {
-            Some(end) if partial.is_empty() => (end + 1, lines.line(&buf[..=end], sink)),
+            // Every whole line in the buffer at once.
+            Some(_) if partial.is_empty() => {
+                let end = memchr::memrchr(b'\n', buf).map_or(0, |end| end + 1);
+                (end, lines.lines(&buf[..end], sink))
+            }
             Some(end) => {
                 partial.extend_from_slice(&buf[..=end]);
                 let flow = lines.line(&partial, sink);
@@ -542,8 +546,31 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
+    /// Whole lines, each with its newline. They are checked for UTF-8 together (a
+    /// character never spans a newline), one at a time only when that fails.
+    fn lines(&mut self, lines: &[u8], sink: &mut dyn Sink) -> ControlFlow<()> {
+        let text = simdutf8::basic::from_utf8(lines).ok();
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', lines) {
+            let checked = text.map(|text| &text[start..=end]);
+            self.checked_line(&lines[start..=end], checked, sink)?;
+            start = end + 1;
+        }
+        ControlFlow::Continue(())
+    }
+
     /// One line, with its newline if it has one.
     fn line(&mut self, line: &[u8], sink: &mut dyn Sink) -> ControlFlow<()> {
+        self.checked_line(line, None, sink)
+    }
+
+    /// One line, and the same line as text when it is known to be UTF-8.
+    fn checked_line(
+        &mut self,
+        line: &[u8],
+        checked: Option<&str>,
+        sink: &mut dyn Sink,
+    ) -> ControlFlow<()> {
         let read = line.len() as u64;
         self.number += 1;
         let location = Location::Line {
@@ -555,7 +582,8 @@ impl Lines<'_> {
         if body.iter().all(u8::is_ascii_whitespace) {
             return ControlFlow::Continue(());
         }
-        let text = match simdutf8::compat::from_utf8(body) {
+        let checked = checked.map(|text| &text[..body.len()]);
+        let text = match checked.map_or_else(|| simdutf8::compat::from_utf8(body), Ok) {
             Ok(text) => text,
             Err(err) => {
                 let reason = format!("invalid UTF-8 at byte {} of the line", err.valid_up_to());
