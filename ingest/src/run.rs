@@ -217,6 +217,12 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// Without a `--where` filter, documents are deduplicated as they arrive and collected a
+    /// row group at a time; with one, a batch at a time, filtered, then deduplicated.
+    fn dedup_on_add(&self) -> bool {
+        self.filter.is_none()
+    }
+
     fn run_chunks(&self, pending: &[usize]) -> Result<Vec<ChunkRecord>> {
         let next = AtomicUsize::new(0);
         let abort = AtomicBool::new(false);
@@ -306,10 +312,11 @@ impl Context<'_> {
 
 const ABORTED: &str = "stopped because another worker failed";
 
-/// An empty batch of documents with room for a whole batch.
-fn batch_docs(config: &IngestConfig) -> Docs {
-    let bytes = if config.where_sql.is_none() {
-        // A row group (see `ChunkSink::dedup_on_add`), and room for the document that ends it.
+/// An empty batch of documents with room for a whole batch: a row group when documents are
+/// deduplicated as they arrive (see `Context::dedup_on_add`).
+fn batch_docs(config: &IngestConfig, by_row_group: bool) -> Docs {
+    let bytes = if by_row_group {
+        // And room for the document that ends it.
         let group = config.row_group_bytes.min(256 << 20) as usize;
         group + group / 8
     } else {
@@ -377,7 +384,7 @@ impl<'a> ChunkSink<'a> {
             file_input: 0,
             file_rel: String::new(),
             file_path: PathBuf::new(),
-            docs: batch_docs(config),
+            docs: batch_docs(config, context.dedup_on_add()),
             id_key: Vec::new(),
             seen: HashSet128::default(),
             hashes: Vec::new(),
@@ -448,7 +455,7 @@ impl<'a> ChunkSink<'a> {
             return Ok(());
         }
         let hash = xxh3_128(text.as_bytes());
-        if self.dedup_on_add() {
+        if self.context.dedup_on_add() {
             self.counts.candidates += 1;
             if self.context.config.dedup && !self.seen.insert(hash) {
                 self.counts.dropped.duplicate += 1;
@@ -480,7 +487,7 @@ impl<'a> ChunkSink<'a> {
         }
         self.docs.text_bytes += text.len();
         self.docs.texts.append_value(text);
-        let full = if self.dedup_on_add() {
+        let full = if self.context.dedup_on_add() {
             // Exactly the rest of the writer's row group: it is written without a copy.
             let room = self.writer.as_ref().map_or(u64::MAX, PartWriter::room);
             self.docs.text_bytes as u64 >= room
@@ -493,18 +500,13 @@ impl<'a> ChunkSink<'a> {
         Ok(())
     }
 
-    /// Without a `--where` filter, documents are deduplicated as they arrive and collected a
-    /// row group at a time; with one, a batch at a time, filtered, then deduplicated.
-    fn dedup_on_add(&self) -> bool {
-        self.context.filter.is_none()
-    }
-
     /// Filters and deduplicates the collected documents and appends them to the current part.
     fn flush(&mut self) -> Result<()> {
         if self.docs.is_empty() {
             return Ok(());
         }
-        let mut docs = std::mem::replace(&mut self.docs, batch_docs(self.context.config));
+        let empty = batch_docs(self.context.config, self.context.dedup_on_add());
+        let mut docs = std::mem::replace(&mut self.docs, empty);
         let mut batch = docs.take_batch(&self.context.schema)?;
         let mut hashes = docs.hashes;
         if let Some(filter) = &self.context.filter {
@@ -521,10 +523,10 @@ impl<'a> ChunkSink<'a> {
                     .collect();
             }
         }
-        let batch = if self.dedup_on_add() {
-            batch
-        } else if self.context.config.dedup {
+        if !self.context.dedup_on_add() {
             self.counts.candidates += hashes.len() as u64;
+        }
+        let batch = if self.context.config.dedup && !self.context.dedup_on_add() {
             let keep: Vec<bool> = hashes.iter().map(|h| self.seen.insert(*h)).collect();
             let kept = keep.iter().filter(|k| **k).count();
             self.counts.dropped.duplicate += (hashes.len() - kept) as u64;
@@ -541,7 +543,6 @@ impl<'a> ChunkSink<'a> {
                 batch
             }
         } else {
-            self.counts.candidates += hashes.len() as u64;
             batch
         };
         count_output(&mut self.counts, &batch);

@@ -304,10 +304,7 @@ struct TextSeed<'a> {
 
 impl TextSeed<'_> {
     fn not_text(self, found: &str) {
-        *self.problem = Some(format!(
-            "field `{}` is not text (found {found})",
-            self.field
-        ));
+        *self.problem = Some(not_text(self.field, found));
     }
 }
 
@@ -354,10 +351,7 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(item) = seq.next_element_seed(LineSeed(self.out))? {
             if let (Err(other), None) = (item, &*self.problem) {
-                *self.problem = Some(format!(
-                    "field `{}` holds a list with a non-text item: {other}",
-                    self.field
-                ));
+                *self.problem = Some(non_text_item(self.field, &other));
             }
         }
         Ok(())
@@ -424,20 +418,22 @@ fn text_of(field: &str, value: &Value, out: &mut String) -> Result<(), String> {
                 match item {
                     Value::String(s) => push_line(out, s),
                     Value::Null => {}
-                    other => {
-                        return Err(format!(
-                            "field `{field}` holds a list with a non-text item: {other}"
-                        ));
-                    }
+                    other => return Err(non_text_item(field, other)),
                 }
             }
             Ok(())
         }
-        other => Err(format!(
-            "field `{field}` is not text (found {})",
-            kind(other)
-        )),
+        other => Err(not_text(field, kind(other))),
     }
+}
+
+/// Why a text field is not text: the words both the streaming and the `Value` parse use.
+fn not_text(field: &str, found: &str) -> String {
+    format!("field `{field}` is not text (found {found})")
+}
+
+fn non_text_item(field: &str, item: &Value) -> String {
+    format!("field `{field}` holds a list with a non-text item: {item}")
 }
 
 fn push_line(out: &mut String, line: &str) {
@@ -514,12 +510,15 @@ fn read_lines(
             }
             return ControlFlow::Continue(());
         }
-        let (used, flow) = match memchr::memchr(b'\n', buf) {
+        let newline = if partial.is_empty() {
+            memchr::memrchr(b'\n', buf)
+        } else {
+            memchr::memchr(b'\n', buf)
+        };
+        let (used, flow) = match newline {
             // Every whole line in the buffer at once.
-            Some(_) if partial.is_empty() => {
-                let end = memchr::memrchr(b'\n', buf).map_or(0, |end| end + 1);
-                (end, lines.lines(&buf[..end], sink))
-            }
+            Some(last) if partial.is_empty() => (last + 1, lines.lines(&buf[..=last], sink)),
+            // The end of the gathered line.
             Some(end) => {
                 partial.extend_from_slice(&buf[..=end]);
                 let flow = lines.line(&partial, sink);
