@@ -75,6 +75,9 @@ pub enum Command {
     /// A frozen checkpoint's loss of every unit of a round plan, into a loss table.
     #[cfg(feature = "train")]
     Score(commands::score::ScoreArgs),
+    /// Initialise a student from a larger Hugging Face teacher (parameter inheritance).
+    #[cfg(feature = "train")]
+    Inherit(commands::inherit::InheritArgs),
     /// Model configs: parameter count, embedding + head share.
     #[cfg(feature = "train")]
     Model(commands::train::ModelArgs),
@@ -96,6 +99,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => commands::train::run(args, &global),
         #[cfg(feature = "train")]
         Command::Score(args) => commands::score::run(args, &global),
+        #[cfg(feature = "train")]
+        Command::Inherit(args) => commands::inherit::run(args, &global),
         #[cfg(feature = "train")]
         Command::Model(args) => commands::train::run_model(args, &global),
     }

@@ -33,6 +33,10 @@ pub enum Error {
     #[error("tokenizer {}: {message}", path.display())]
     Tokenizer { path: PathBuf, message: String },
 
+    /// A model folder the model crate refuses (config.json field, missing or misshapen tensor).
+    #[error(transparent)]
+    ModelFolder(#[from] tinyforge_model::Error),
+
     /// A checkpoint that does not hold the tensors or config a LLaMA decoder needs.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },

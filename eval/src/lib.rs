@@ -27,7 +27,7 @@ pub use bigram::BigramModel;
 pub use error::{Error, Result};
 pub use harness::{EvalOptions, evaluate_task, score_requests};
 pub use item::{McItem, Task};
-pub use llama::{LlamaConfig, LlamaModel};
+pub use llama::LlamaModel;
 pub use metrics::{ItemOutcome, TaskResult, mean_and_stderr, primary_metric};
 pub use model::{ByteTokenizer, HfTokenizer, LanguageModel, Request, TextEncoder, request_window};
 pub use perplexity::{

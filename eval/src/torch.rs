@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use tch::{Device, Kind, Tensor};
-use tinyforge_train::{Model, checkpoint};
+use tinyforge_train::Model;
 
 use crate::error::{Error, Result};
 use crate::model::{LanguageModel, Request, request_window};
@@ -21,8 +21,8 @@ fn model_error(e: impl std::fmt::Display) -> Error {
 }
 
 impl TorchModel {
-    /// Loads the Hugging Face LLaMA checkpoint in `dir` (config.json + model.safetensors; no
-    /// training state needed) onto `device` (`cpu`, `cuda`, `cuda:N`, `auto`).
+    /// Loads the Hugging Face LLaMA-family folder `dir` (config.json + safetensors, single or
+    /// sharded; no training state needed) onto `device` (`cpu`, `cuda`, `cuda:N`, `auto`).
     pub fn load(dir: &Path, device: &str, max_length: Option<usize>) -> Result<Self> {
         let bad = |e: tinyforge_train::Error| Error::Checkpoint {
             path: dir.to_path_buf(),
@@ -30,15 +30,8 @@ impl TorchModel {
         };
         let device = tinyforge_train::parse_device(device).map_err(bad)?;
         let compute = tinyforge_train::parse_precision("auto", device).map_err(bad)?;
-        let config = checkpoint::model_config(dir).map_err(bad)?;
-        let mut model = Model::zeros(&config, device, compute).map_err(bad)?;
-        let path = dir.join("model.safetensors");
-        let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::Checkpoint {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        model.load_named(&tensors, &path).map_err(bad)?;
-        let window = config.max_seq_len;
+        let model = Model::load_hf(dir, device, compute).map_err(bad)?;
+        let window = model.config().max_seq_len;
         Ok(TorchModel {
             model: std::sync::Mutex::new(model),
             device,

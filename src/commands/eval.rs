@@ -71,14 +71,6 @@ pub struct EvalArgs {
     pub out: Option<PathBuf>,
 }
 
-fn prefix_from_config(checkpoint: &Path) -> Option<u32> {
-    let text = fs_err::read_to_string(checkpoint.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    config["eos_token_id"]
-        .as_u64()
-        .and_then(|v| u32::try_from(v).ok())
-}
-
 fn load_encoder(args: &EvalArgs) -> anyhow::Result<HfTokenizer> {
     let path = args
         .tokenizer
@@ -92,7 +84,7 @@ fn load_encoder(args: &EvalArgs) -> anyhow::Result<HfTokenizer> {
     }
     let prefix = args
         .prefix_token
-        .or_else(|| prefix_from_config(&args.checkpoint));
+        .or_else(|| tinyforge_model::eos_token_id(&args.checkpoint));
     Ok(HfTokenizer::from_file(&path, prefix)?)
 }
 
@@ -150,28 +142,15 @@ fn read_texts(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
 /// A training run folder (with `checkpoints/step-N`) stands for its newest checkpoint.
 fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
     let dir = path.join("checkpoints");
-    if path.join("config.json").exists() || !dir.is_dir() {
+    if path.join(tinyforge_model::CONFIG_FILE).exists() || !dir.is_dir() {
         return Ok(path.to_path_buf());
     }
-    let mut best: Option<(u64, PathBuf)> = None;
-    for entry in fs_err::read_dir(&dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(step) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.parse::<u64>().ok())
-            && best.as_ref().is_none_or(|(b, _)| step > *b)
-        {
-            best = Some((step, entry.path()));
-        }
-    }
-    match best {
-        Some((_, p)) => Ok(p),
-        None => bail!(
+    tinyforge_model::newest_step(&dir)?.with_context(|| {
+        format!(
             "{}: a training run folder without any checkpoint",
             path.display()
-        ),
-    }
+        )
+    })
 }
 
 pub fn run(mut args: EvalArgs, global: &GlobalArgs) -> anyhow::Result<()> {

@@ -4,6 +4,8 @@
 
 pub mod eval;
 pub mod ingest;
+#[cfg(feature = "train")]
+pub mod inherit;
 pub mod plan;
 pub mod run;
 pub mod sample;

@@ -46,6 +46,7 @@ pub struct PipelineConfig {
     pub vocab: Option<VocabStage>,
     #[serde(default)]
     pub tokenize: TokenizeStage,
+    pub inherit: Option<InheritStage>,
     pub train: Option<TrainStage>,
     pub eval: Option<EvalStage>,
 }
@@ -79,6 +80,25 @@ pub struct TokenizeStage {
     /// Tokenizer to encode with when there is no `[vocab]` stage.
     pub tokenizer: Option<PathBuf>,
     pub shard_tokens: Option<u64>,
+}
+
+/// Parameter inheritance (paper §5): the student the train stage starts from, cut from a larger
+/// Hugging Face teacher; calibrated on the pipeline's token shards, with the compact
+/// tokenizer's id map when there is a `[vocab]` stage (its base must be the teacher's
+/// tokenizer). The train config's model must be the student's shape, or left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InheritStage {
+    /// The teacher's Hugging Face folder.
+    pub teacher: PathBuf,
+    /// The student's shape: a built-in model name or a model TOML.
+    pub student: String,
+    /// l1, l2, taylor, activation or mask (default taylor).
+    pub criterion: Option<String>,
+    /// uniform, block or a list of teacher layers (default block).
+    pub layers: Option<String>,
+    pub calib_sequences: Option<usize>,
+    pub calib_len: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,18 +191,52 @@ impl PipelineConfig {
             tokenize.extend(["--shard-tokens".into(), n.to_string()]);
         }
         push("tokenize", tokenize);
+        if let Some(inherit) = &self.inherit {
+            if self.train.is_none() {
+                bail!("[inherit] needs a [train] stage to start from the student");
+            }
+            let mut args = vec![
+                "inherit".into(),
+                "--teacher".into(),
+                inherit.teacher.display().to_string(),
+                "--student".into(),
+                inherit.student.clone(),
+                "--calib".into(),
+                p("tokens"),
+            ];
+            if self.vocab.is_some() {
+                args.extend(["--id-map".into(), p("vocab/id_map.json")]);
+            }
+            for (flag, value) in [
+                ("--criterion", inherit.criterion.clone()),
+                ("--layers", inherit.layers.clone()),
+                (
+                    "--calib-sequences",
+                    inherit.calib_sequences.map(|n| n.to_string()),
+                ),
+                ("--calib-len", inherit.calib_len.map(|n| n.to_string())),
+            ] {
+                if let Some(value) = value {
+                    args.extend([flag.into(), value]);
+                }
+            }
+            // A rerun (`--from inherit`) replaces the student of the previous run.
+            args.extend(["--overwrite".into(), "--out".into(), p("inherit")]);
+            push("inherit", args);
+        }
         if let Some(train) = &self.train {
-            push(
-                "train",
-                vec![
-                    "train".into(),
-                    train.config.display().to_string(),
-                    "--data".into(),
-                    p("tokens"),
-                    "--out".into(),
-                    p("train"),
-                ],
-            );
+            let mut args = vec![
+                "train".into(),
+                train.config.display().to_string(),
+                "--data".into(),
+                p("tokens"),
+                "--out".into(),
+                p("train"),
+            ];
+            if self.inherit.is_some() {
+                args.extend(["--init-from".into(), p("inherit")]);
+            }
+            push("train", args);
             if let Some(eval) = &self.eval {
                 let mut args = vec![
                     "eval".into(),

@@ -6,8 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tinyforge_vocab::{
-    BaseTokenizer, CountConfig, Counts, CoverageCurve, DEFAULT_KS, ModelShape, PRESETS,
-    PruneConfig, Shard, Target,
+    BaseTokenizer, CountConfig, Counts, CoverageCurve, DEFAULT_KS, PruneConfig, Shard, Target,
 };
 
 use crate::cli::GlobalArgs;
@@ -93,8 +92,8 @@ pub struct PruneArgs {
     /// Output folder: tokenizer.json, id_map.json, report.json.
     #[arg(long)]
     pub out: PathBuf,
-    /// Model shape for the embedding + head share: a preset (pangu-1b, pangu-1b-pro,
-    /// pangu-1.5b-pro) ...
+    /// Model shape for the embedding + head share: a built-in model config (tiny, pangu-1b,
+    /// pangu-1b-pro, pangu-1.5b-pro) or a model TOML file ...
     #[arg(long, conflicts_with_all = ["model_dim", "model_layers", "model_ffn"])]
     pub model: Option<String>,
     /// ... or the hidden width,
@@ -222,16 +221,25 @@ fn prune(args: PruneArgs) -> anyhow::Result<()> {
         args.model_layers,
         args.model_ffn,
     ) {
-        (Some(name), ..) => {
-            let shape = ModelShape::preset(&name).with_context(|| {
-                let names: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
-                format!("unknown --model {name:?}; presets: {}", names.join(", "))
-            })?;
-            Some((name, shape))
-        }
-        (None, Some(dim), Some(layers), Some(ffn)) => {
-            Some(("custom".to_owned(), ModelShape { dim, layers, ffn }))
-        }
+        // A built-in model config or a model TOML; its vocabulary is the pruned one.
+        (Some(name), ..) => Some(
+            tinyforge_model::ModelOptions::load(&name)?
+                .resolve(Some(1))
+                .with_context(|| format!("--model {name}"))?,
+        ),
+        (None, Some(dim), Some(layers), Some(ffn)) => Some(
+            tinyforge_model::ModelOptions {
+                name: Some("custom".into()),
+                dim: Some(dim as usize),
+                layers: Some(layers as usize),
+                // One head as wide as the model: the head split does not change the count.
+                heads: Some(1),
+                ffn_dim: Some(ffn as usize),
+                vocab_size: Some(1),
+                ..Default::default()
+            }
+            .resolve(None)?,
+        ),
         _ => None,
     };
     let base = load_base(args.tokenizer)?;

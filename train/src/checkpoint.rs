@@ -20,16 +20,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::ModelConfig;
+use tinyforge_model::{CONFIG_FILE, MODEL_FILE, ModelConfig};
+
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::AdamW;
 
 pub const FORMAT: &str = "tinyforge-checkpoint";
 pub const VERSION: u32 = 1;
-const MODEL_FILE: &str = "model.safetensors";
 const OPTIM_FILE: &str = "optimizer.safetensors";
-const CONFIG_FILE: &str = "config.json";
 const STATE_FILE: &str = "state.json";
 
 /// Where a run stands: enough to continue at the exact next batch.
@@ -63,9 +62,7 @@ impl RunState {
     }
 }
 
-pub fn step_dir_name(step: u64) -> String {
-    format!("step-{step:08}")
-}
+pub use tinyforge_model::step_dir_name;
 
 /// Write a checkpoint of `model` (+ optimizer when given) into `dir/step-NNNNNNNN`, atomically.
 pub fn save(
@@ -126,22 +123,7 @@ pub fn save(
 
 /// The newest complete checkpoint in `dir` (folders `step-N`; temporary ones are ignored).
 pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
-    if !dir.exists() {
-        return Ok(None);
-    }
-    let mut best: Option<(u64, PathBuf)> = None;
-    for entry in fs_err::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(step) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.parse::<u64>().ok())
-            && best.as_ref().is_none_or(|(b, _)| step > *b)
-        {
-            best = Some((step, entry.path()));
-        }
-    }
-    Ok(best.map(|(_, p)| p))
+    Ok(tinyforge_model::newest_step(dir)?)
 }
 
 /// Keep the newest `keep` checkpoints of `dir`, delete older ones.
@@ -259,11 +241,5 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 
 /// A checkpoint's model config without loading tensors (for `tinyforge model info`, eval).
 pub fn model_config(ckpt: &Path) -> Result<ModelConfig> {
-    let path = ckpt.join(CONFIG_FILE);
-    let text = fs_err::read(&path)?;
-    let v: serde_json::Value = serde_json::from_slice(&text).map_err(|source| Error::Json {
-        path: path.clone(),
-        source,
-    })?;
-    ModelConfig::from_hf_config(&v)
+    Ok(tinyforge_model::read_hf_config(ckpt)?)
 }

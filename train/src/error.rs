@@ -27,6 +27,8 @@ pub enum Error {
     },
     #[error("invalid config: {0}")]
     Config(String),
+    #[error(transparent)]
+    Model(#[from] tinyforge_model::Error),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("checkpoint {path}: {reason}")]

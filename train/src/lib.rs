@@ -6,7 +6,6 @@
 //! verify), [`Model`] (forward, per-sequence losses).
 
 pub mod checkpoint;
-mod config;
 mod data;
 mod error;
 mod losses;
@@ -19,12 +18,11 @@ mod score;
 mod synthetic;
 mod trainer;
 
-pub use config::{ModelConfig, ModelOptions};
 pub use data::{Batch, ListPlan, MemoryTokens, RoundPlan, UnitSource, load_batch};
 pub use error::{Error, Result};
 pub use losses::{LossRecorder, read_table as read_loss_table, write_table as write_loss_table};
 pub use metrics::{Record, StepMetrics, ValMetrics, plot_loss, read_records};
-pub use model::{Model, ParamSpec, layout};
+pub use model::{Gates, Model, ParamSpec, Taps, layout};
 pub use optim::{AdamW, AdamWConfig, Schedule, clip_grad_norm, scaled_lr};
 pub use options::{RoundOptions, RoundSpec, Selection, TrainConfig, TrainOptions};
 pub use pipeline::{
@@ -32,6 +30,7 @@ pub use pipeline::{
 };
 pub use score::{ScoreReport, score_plan};
 pub use synthetic::{SequentialPlan, SinglePlan, SyntheticReport, SyntheticTokens, synthetic_run};
+pub use tinyforge_model::{AttentionBias, ModelConfig, ModelOptions};
 pub use trainer::{
     Callbacks, Event, LoopConfig, Planner, Silent, TrainReport, Validation, train_with,
 };

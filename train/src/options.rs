@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ModelOptions;
 use crate::error::{Error, Result};
 use crate::optim::AdamWConfig;
 use crate::trainer::LoopConfig;
+use tinyforge_model::ModelOptions;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -135,8 +135,14 @@ impl TrainOptions {
     /// Validate. `dataset_vocab` is the token dataset's vocabulary size (fills a model config
     /// that leaves it out).
     pub fn resolve(&self, dataset_vocab: Option<usize>) -> Result<TrainConfig> {
-        let model =
-            ModelOptions::load(self.model.as_deref().unwrap_or("tiny"))?.resolve(dataset_vocab)?;
+        // A run that starts from a Hugging Face folder (an inherited student) and names no
+        // model trains the folder's architecture.
+        let model = match (&self.model, &self.init_from) {
+            (None, Some(dir)) => tinyforge_model::read_hf_config(dir)?,
+            (name, _) => {
+                ModelOptions::load(name.as_deref().unwrap_or("tiny"))?.resolve(dataset_vocab)?
+            }
+        };
         let device = crate::parse_device(self.device.as_deref().unwrap_or("auto"))?;
         let compute = crate::parse_precision(self.precision.as_deref().unwrap_or("auto"), device)?;
         let seq_len = self.seq_len.unwrap_or(model.max_seq_len.min(2048));

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, RunState};
-use crate::config::ModelConfig;
 use crate::data::{self, RoundPlan, UnitSource};
 use crate::error::{Error, Result};
 use crate::losses::LossRecorder;
 use crate::metrics::{self, MetricsWriter, Record, StepMetrics, ValMetrics};
 use crate::model::Model;
 use crate::optim::{self, AdamW, AdamWConfig, Schedule};
+use tinyforge_model::ModelConfig;
 
 /// Everything the loop needs, validated (see `options::TrainOptions` for the TOML side).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,11 +218,18 @@ pub fn train_with(
         None => {
             let model = match &cfg.init_from {
                 Some(p) => {
-                    let (m, _) = checkpoint::load_model(p, cfg.device, cfg.compute)?;
-                    if m.config() != &cfg.model {
+                    // Any Hugging Face LLaMA-family folder: a tinyforge checkpoint, or the
+                    // student `tinyforge inherit` wrote.
+                    let m = Model::load_hf(p, cfg.device, cfg.compute)?;
+                    if !m.config().same_architecture(&cfg.model) {
                         return Err(Error::ckpt(
                             p,
-                            "init_from checkpoint has another model shape",
+                            format!(
+                                "init_from holds another model shape ({:?}) than the run's \
+                                 model ({:?}); set the run's model to the folder's config",
+                                m.config(),
+                                cfg.model
+                            ),
                         ));
                     }
                     m

@@ -17,7 +17,6 @@ mod coverage;
 mod error;
 mod idmap;
 mod merge;
-mod params;
 mod prune;
 mod rewrite;
 mod select;
@@ -32,7 +31,6 @@ pub use coverage::{CoverageCurve, CoveragePoint, DEFAULT_KS, KForCoverage, TARGE
 pub use error::{Error, Result};
 pub use idmap::{ID_MAP_FORMAT, ID_MAP_VERSION, IdMap};
 pub use merge::merge_counts;
-pub use params::{ModelShape, PRESETS};
 pub use prune::{KeptBreakdown, ModelReport, Outputs, PruneConfig, PruneReport, prune};
 pub use select::{Selection, Target, minimum_size, select};
 pub use shard::Shard;

@@ -11,15 +11,16 @@ use crate::counts::{Counts, tmp_path};
 use crate::coverage::CoverageCurve;
 use crate::error::{Error, Result};
 use crate::idmap::{ID_MAP_FORMAT, ID_MAP_VERSION, IdMap};
-use crate::params::ModelShape;
 use crate::select::{Target, select};
+use tinyforge_model::ModelConfig;
 
 /// What to prune to, and for which model the parameter shares are reported.
 #[derive(Debug, Clone)]
 pub struct PruneConfig {
     pub target: Target,
-    /// A model shape and its name (a preset name or "custom").
-    pub model: Option<(String, ModelShape)>,
+    /// The model the vocabulary is for (its `vocab_size` is replaced by the pruned and the
+    /// base vocabulary's sizes in the report).
+    pub model: Option<ModelConfig>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -61,7 +62,7 @@ pub struct KeptBreakdown {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelReport {
     pub name: String,
-    pub shape: ModelShape,
+    pub shape: ModelConfig,
     pub params: u64,
     pub embedding_head_params: u64,
     pub embedding_head_share: f64,
@@ -144,17 +145,22 @@ pub fn prune(
     };
     let vocab_size = new_to_old.len();
     let base_vocab_size = base.tokens.iter().filter(|t| t.is_some()).count();
-    let model = config.model.as_ref().map(|(name, shape)| {
-        let share = shape.embedding_head_share(vocab_size as u64);
+    let model = config.model.as_ref().map(|shape| {
+        let with_vocab = |v: usize| ModelConfig {
+            vocab_size: v,
+            ..shape.clone()
+        };
+        let (pruned, full) = (with_vocab(vocab_size), with_vocab(base_vocab_size));
+        let share = pruned.embedding_share();
         ModelReport {
-            name: name.clone(),
-            shape: *shape,
-            params: shape.total_params(vocab_size as u64),
-            embedding_head_params: shape.embedding_head_params(vocab_size as u64),
+            name: shape.name.clone(),
+            params: pruned.param_count(),
+            embedding_head_params: pruned.embedding_params(),
             embedding_head_share: share,
-            base_params: shape.total_params(base_vocab_size as u64),
-            base_embedding_head_share: shape.embedding_head_share(base_vocab_size as u64),
+            base_params: full.param_count(),
+            base_embedding_head_share: full.embedding_share(),
             meets_paper_rule: coverage > 0.9 && share < 0.2,
+            shape: pruned,
         }
     });
     let report_path = out_dir.join("report.json");

@@ -2,20 +2,21 @@
 
 use tch::{Device, Kind, Tensor};
 use tinyforge_train::checkpoint::{self, RunState};
-use tinyforge_train::{Model, ModelConfig, ModelOptions};
+use tinyforge_train::{AttentionBias, Model, ModelConfig, ModelOptions};
 
 use crate::common::venv_python;
 
 fn export(dir: &std::path::Path, cfg: &ModelConfig, seed: u64) -> Model {
     let model = Model::new(cfg, Device::Cpu, Kind::Float, seed).unwrap();
-    // Norm weights away from 1 so a swapped or missing norm cannot hide.
+    // Norm weights away from 1 and biases away from 0, so a swapped or missing one cannot hide.
     tch::no_grad(|| {
         for s in model.specs().iter().filter(|s| s.shape.len() == 1) {
-            let _ = model
-                .flat()
-                .detach()
-                .narrow(0, s.offset, s.numel)
-                .uniform_(0.5, 1.5);
+            let mut view = model.flat().detach().narrow(0, s.offset, s.numel);
+            if s.role.is_bias() {
+                let _ = view.uniform_(-0.3, 0.3);
+            } else {
+                let _ = view.uniform_(0.5, 1.5);
+            }
         }
     });
     let state = RunState {
@@ -36,8 +37,9 @@ fn export(dir: &std::path::Path, cfg: &ModelConfig, seed: u64) -> Model {
     model
 }
 
-#[test]
-fn logits_match_transformers_llama() {
+/// Our logits and losses against transformers' on one layout; `kv_heads`, tied embeddings and
+/// biases cover Llama 3 / SmolLM2 (GQA, tied) and Qwen2 (q/k/v biases) teachers.
+fn matches_transformers(kv_heads: usize, tied: bool, bias: AttentionBias) {
     let Some(py) = venv_python() else { return };
     let tmp = tempfile::tempdir().unwrap();
     // head_dim 32 with a non-default rope_theta, init std large enough for non-trivial logits.
@@ -46,12 +48,16 @@ fn logits_match_transformers_llama() {
         dim: Some(128),
         layers: Some(3),
         heads: Some(4),
+        kv_heads: Some(kv_heads),
         ffn_dim: Some(200),
         vocab_size: Some(311),
         max_seq_len: Some(256),
         rope_theta: Some(5_000.0),
         norm_eps: Some(1e-5),
         init_std: Some(0.08),
+        tied_embeddings: Some(tied),
+        attention_bias: Some(bias),
+        ..Default::default()
     }
     .resolve(None)
     .unwrap();
@@ -90,6 +96,26 @@ fn logits_match_transformers_llama() {
 }
 
 #[test]
+fn logits_match_transformers_llama() {
+    matches_transformers(4, false, AttentionBias::None);
+}
+
+#[test]
+fn logits_match_transformers_llama_gqa_tied() {
+    matches_transformers(2, true, AttentionBias::None);
+}
+
+#[test]
+fn logits_match_transformers_llama_attention_bias_mqa() {
+    matches_transformers(1, false, AttentionBias::All);
+}
+
+#[test]
+fn logits_match_transformers_qwen2() {
+    matches_transformers(2, true, AttentionBias::Qkv);
+}
+
+#[test]
 fn checkpoint_round_trips_bit_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = crate::common::tiny(300);
@@ -116,6 +142,9 @@ fn checkpoint_round_trips_bit_exactly() {
         assert!(names.iter().any(|x| x == n), "{n} missing from {names:?}");
     }
     assert_eq!(names.len(), 3 + 9 * cfg.layers);
+    // Any Hugging Face folder loads the same weights (what `--init-from` and eval use).
+    let hf = Model::load_hf(&ckpt, Device::Cpu, Kind::Float).unwrap();
+    assert!(hf.flat().detach().equal(&model.flat().detach()));
 }
 
 #[test]

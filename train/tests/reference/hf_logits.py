@@ -1,5 +1,5 @@
 """Reference check for tinyforge's model: load a tinyforge checkpoint folder with Hugging Face
-transformers' LlamaForCausalLM (CPU, float32) and compare its logits and per-sequence losses with
+transformers' AutoModelForCausalLM (LlamaForCausalLM or Qwen2ForCausalLM, CPU, float32) and compare its logits and per-sequence losses with
 the ones tinyforge computed on the same token ids.
 
 usage: hf_logits.py CHECKPOINT_DIR TINYFORGE_OUTPUT.safetensors TOLERANCE
@@ -8,11 +8,11 @@ Prints a JSON line with the maximum absolute differences; exits 1 above the tole
 import json, sys
 import torch
 from safetensors.torch import load_file
-from transformers import LlamaForCausalLM
+from transformers import AutoModelForCausalLM
 
 ckpt, ours_path, tol = sys.argv[1], sys.argv[2], float(sys.argv[3])
 ours = load_file(ours_path)
-model = LlamaForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager")
+model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32, attn_implementation="eager")
 model.eval()
 ids = ours["ids"]
 with torch.no_grad():

@@ -1,8 +1,8 @@
 use std::path::Path;
 
 use tinyforge_vocab::{
-    BaseTokenizer, CountConfig, Counts, Error, ModelShape, PruneConfig, Target, count_documents,
-    minimum_size, prune,
+    BaseTokenizer, CountConfig, Counts, Error, PruneConfig, Target, count_documents, minimum_size,
+    prune,
 };
 
 use crate::common::{check_pruned, corpus, fixture, write_docs};
@@ -17,14 +17,19 @@ pub fn corpus_counts(base: &BaseTokenizer) -> Counts {
 fn prune_to(base: &BaseTokenizer, counts: &Counts, target: Target, out: &Path) {
     let config = PruneConfig {
         target,
-        model: Some((
-            "tiny".into(),
-            ModelShape {
-                dim: 64,
-                layers: 2,
-                ffn: 192,
-            },
-        )),
+        model: Some(
+            tinyforge_model::ModelOptions {
+                name: Some("tiny".into()),
+                dim: Some(64),
+                layers: Some(2),
+                heads: Some(4),
+                ffn_dim: Some(192),
+                vocab_size: Some(1),
+                ..Default::default()
+            }
+            .resolve(None)
+            .unwrap(),
+        ),
     };
     let report = prune(base, counts, &config, out).unwrap();
     assert!(report.outputs.report.is_file());

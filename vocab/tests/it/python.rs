@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tinyforge_vocab::{BaseTokenizer, ModelShape, PruneConfig, Target, prune};
+use tinyforge_vocab::{BaseTokenizer, PruneConfig, Target, prune};
 
 use crate::common::{corpus, fixture};
 use crate::pruning::corpus_counts;
@@ -102,14 +102,19 @@ fn python_tokenizers_loads_the_pruned_file_and_gives_the_same_ids() {
         let tmp = tempfile::tempdir().unwrap();
         let config = PruneConfig {
             target: Target::Size(k),
-            model: Some((
-                "tiny".into(),
-                ModelShape {
-                    dim: 64,
-                    layers: 2,
-                    ffn: 192,
-                },
-            )),
+            model: Some(
+                tinyforge_model::ModelOptions {
+                    name: Some("tiny".into()),
+                    dim: Some(64),
+                    layers: Some(2),
+                    heads: Some(4),
+                    ffn_dim: Some(192),
+                    vocab_size: Some(1),
+                    ..Default::default()
+                }
+                .resolve(None)
+                .unwrap(),
+            ),
         };
         prune(&base, &counts, &config, tmp.path()).unwrap();
         assert_python_matches(&python, &tmp.path().join("tokenizer.json"));

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use tinyforge_vocab::{BaseTokenizer, Family, ModelShape, PruneConfig, Target, prune};
+use tinyforge_vocab::{BaseTokenizer, Family, PruneConfig, Target, prune};
 
 use crate::common::{check_pruned, corpus};
 use crate::pruning::corpus_counts;
@@ -41,10 +41,7 @@ fn qwen3_pruned_to_a_small_vocabulary_stays_lossless_and_loads_in_python() {
     let tmp = tempfile::tempdir().unwrap();
     let config = PruneConfig {
         target: Target::Size(2_000),
-        model: Some((
-            "pangu-1b-pro".into(),
-            ModelShape::preset("pangu-1b-pro").unwrap(),
-        )),
+        model: Some(tinyforge_model::ModelConfig::builtin("pangu-1b-pro").unwrap()),
     };
     let report = prune(&base, &counts, &config, tmp.path()).unwrap();
     assert_eq!(report.vocab_size, 2_000);
