@@ -5,6 +5,7 @@
 mod depcheck;
 mod eval;
 mod ingest;
+mod inherit;
 mod sampler;
 mod stats;
 mod tokenize;
