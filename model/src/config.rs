@@ -308,6 +308,29 @@ impl ModelConfig {
     }
 }
 
+/// The tiny config in each attention layout (MHA untied without bias, GQA tied with q/k/v
+/// biases, MQA with every attention bias), for the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_layouts() -> Vec<ModelConfig> {
+    [
+        (4, false, AttentionBias::None),
+        (2, true, AttentionBias::Qkv),
+        (1, false, AttentionBias::All),
+    ]
+    .into_iter()
+    .map(|(kv, tied, bias)| {
+        ModelOptions {
+            kv_heads: Some(kv),
+            tied_embeddings: Some(tied),
+            attention_bias: Some(bias),
+            ..ModelOptions::load("tiny").unwrap()
+        }
+        .resolve(Some(300))
+        .unwrap()
+    })
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,7 +219,6 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelOptions;
 
     fn parse(v: Value) -> Result<ModelConfig> {
         from_hf_config(&v, Path::new("t/config.json"))
@@ -227,19 +226,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_layout() {
-        for (kv, tied, bias) in [
-            (4, false, AttentionBias::None),
-            (2, true, AttentionBias::Qkv),
-            (1, false, AttentionBias::All),
-        ] {
-            let cfg = ModelOptions {
-                kv_heads: Some(kv),
-                tied_embeddings: Some(tied),
-                attention_bias: Some(bias),
-                ..ModelOptions::load("tiny").unwrap()
-            }
-            .resolve(Some(300))
-            .unwrap();
+        for cfg in crate::config::test_layouts() {
             assert_eq!(parse(cfg.hf_config(Some(0))).unwrap(), cfg);
         }
     }

@@ -179,23 +179,11 @@ pub fn tensor_specs(cfg: &ModelConfig) -> Vec<TensorSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AttentionBias, ModelOptions};
 
     #[test]
     fn specs_add_up_to_the_parameter_count() {
-        for (kv, tied, bias) in [
-            (4, false, AttentionBias::None),
-            (2, true, AttentionBias::Qkv),
-            (1, false, AttentionBias::All),
-        ] {
-            let cfg = ModelOptions {
-                kv_heads: Some(kv),
-                tied_embeddings: Some(tied),
-                attention_bias: Some(bias),
-                ..ModelOptions::load("tiny").unwrap()
-            }
-            .resolve(Some(300))
-            .unwrap();
+        for cfg in crate::config::test_layouts() {
+            let tied = cfg.tied_embeddings;
             let specs = tensor_specs(&cfg);
             let total: usize = specs.iter().map(TensorSpec::numel).sum();
             assert_eq!(total as u64, cfg.param_count());

@@ -4,45 +4,7 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use tinyforge_shards::{DatasetHeader, DatasetWriter, Dtype, Manifest, ShardOptions};
-
-fn tinyforge() -> Command {
-    let mut c = Command::cargo_bin("tinyforge").unwrap();
-    c.env_remove("LD_LIBRARY_PATH")
-        .env("OMP_NUM_THREADS", "1")
-        .args(["--progress", "none"]);
-    c
-}
-
-fn json(out: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
-}
-
-/// Byte-level token dataset of the train crate's real-text fixture, in 1,000-byte documents.
-fn dataset(dir: &Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("train/tests/fixtures/sotu.txt"),
-    )
-    .unwrap();
-    let header = DatasetHeader {
-        tokenizer_sha256: "0".repeat(64),
-        vocab_size: 257,
-        dtype: Dtype::U16,
-        eos_id: 256,
-        frame_tokens: 2048,
-    };
-    let mut w =
-        DatasetWriter::new(dir, ShardOptions::from_header(&header), 16_000, vec![]).unwrap();
-    for (i, chunk) in text.as_bytes().chunks(1000).enumerate() {
-        let tokens: Vec<u32> = chunk.iter().map(|&b| u32::from(b)).collect();
-        w.push_document(i as u64, &tokens).unwrap();
-    }
-    Manifest::new(header, None, w.finish().unwrap())
-        .write(dir)
-        .unwrap();
-    dir.to_path_buf()
-}
+use crate::train::{dataset, json, tinyforge};
 
 fn train_config(path: &Path, model: Option<&str>, data: &Path, out: &Path, steps: u64) {
     let model = model
@@ -76,9 +38,9 @@ fn train_inherit_then_train_from_the_student() {
     )
     .unwrap();
     let student = tmp.path().join("student");
-    let report = json(
-        &tinyforge()
-            .arg("inherit")
+    let inherit = |extra: &[&str]| {
+        let mut c = tinyforge();
+        c.arg("inherit")
             .arg("--teacher")
             .arg(&teacher)
             .arg("--student")
@@ -86,16 +48,20 @@ fn train_inherit_then_train_from_the_student() {
             .arg("--calib")
             .arg(&data)
             .args([
-                "--criterion",
-                "activation",
                 "--calib-sequences",
                 "16",
                 "--calib-len",
                 "32",
+                "--device",
+                "cpu",
             ])
-            .args(["--device", "cpu", "--out"])
-            .arg(&student)
-            .assert()
+            .args(extra)
+            .arg("--out")
+            .arg(&student);
+        c.assert()
+    };
+    let report = json(
+        &inherit(&["--criterion", "activation"])
             .success()
             .get_output()
             .stdout,
@@ -115,18 +81,7 @@ fn train_inherit_then_train_from_the_student() {
         assert!(student.join(file).is_file(), "{file} missing");
     }
     // Never over an existing student, unless asked.
-    let again = tinyforge()
-        .arg("inherit")
-        .arg("--teacher")
-        .arg(&teacher)
-        .arg("--student")
-        .arg(&student_toml)
-        .arg("--calib")
-        .arg(&data)
-        .args(["--device", "cpu", "--out"])
-        .arg(&student)
-        .assert()
-        .failure();
+    let again = inherit(&[]).failure();
     let stderr = String::from_utf8_lossy(&again.get_output().stderr).into_owned();
     assert!(stderr.contains("exists"), "{stderr}");
 

@@ -16,7 +16,7 @@ fn fixture_text() -> String {
 }
 
 /// Byte-level token dataset of the fixture text (vocab 257, EOS 256).
-fn dataset(dir: &Path) -> PathBuf {
+pub(crate) fn dataset(dir: &Path) -> PathBuf {
     let header = DatasetHeader {
         tokenizer_sha256: "0".repeat(64),
         vocab_size: 257,
@@ -57,7 +57,7 @@ fn config(dir: &Path, data: &Path, out: &Path) -> PathBuf {
     path
 }
 
-fn tinyforge() -> Command {
+pub(crate) fn tinyforge() -> Command {
     let mut c = Command::cargo_bin("tinyforge").unwrap();
     // One OpenMP thread: the tiny model gains nothing from more, and spinning threads crawl on a
     // loaded machine.
@@ -67,7 +67,7 @@ fn tinyforge() -> Command {
     c
 }
 
-fn json(out: &[u8]) -> serde_json::Value {
+pub(crate) fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
 }
 

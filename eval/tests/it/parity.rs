@@ -126,3 +126,50 @@ fn cpu_forward_matches_transformers() {
         offset += n;
     }
 }
+
+/// The CPU forward on teachers `transformers` itself saved: a Llama with grouped-query
+/// attention and tied embeddings, a Qwen2 with q/k/v biases (inherit's reference script).
+#[test]
+fn cpu_forward_matches_transformers_on_gqa_tied_and_qwen2() {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let task = load_task(
+        fixtures().join("parity-items.jsonl").to_str().unwrap(),
+        &tinyforge_eval::DataDirs::from_env(),
+    )
+    .unwrap();
+    let requests = harness_requests(&task);
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["llama-gqa-tied", "qwen2"] {
+        let checkpoint = dir.path().join(kind);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../inherit/tests/reference/make_teacher.py");
+        let made = python.exists()
+            && Command::new(&python)
+                .arg(&script)
+                .arg(&checkpoint)
+                .arg(kind)
+                .output()
+                .is_ok_and(|o| o.status.success());
+        let Some(expected) = made
+            .then(|| live_reference(&checkpoint, &requests, 64))
+            .flatten()
+        else {
+            assert!(
+                std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
+                "transformers is required for the {kind} reference"
+            );
+            eprintln!("SKIP: no transformers to make the {kind} teacher");
+            return;
+        };
+        let model = LlamaModel::load(&checkpoint, Some(64)).unwrap();
+        let ours = model.loglikelihood(&requests).unwrap();
+        for (i, (a, b)) in ours.iter().zip(&expected).enumerate() {
+            assert!(
+                (a.0 - b.0).abs() < 1e-3,
+                "{kind} request {i}: ours {} transformers {}",
+                a.0,
+                b.0
+            );
+        }
+    }
+}

@@ -145,11 +145,18 @@ pub fn config(teacher: &Path, student: ModelOptions, calib: &Path, out: &Path) -
             steps: 30,
             ..MaskOptions::default()
         },
-        device: Device::Cpu,
+        device: device(),
         seed: 1,
         out: out.to_path_buf(),
         overwrite: false,
     }
+}
+
+/// Where inheritance runs in these tests: `TINYFORGE_TEST_DEVICE` (`cuda` on a GPU machine),
+/// else the CPU. Results are always compared on the CPU in float32.
+pub fn device() -> Device {
+    let name = std::env::var("TINYFORGE_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    tinyforge_train::parse_device(&name).unwrap()
 }
 
 pub fn run(cfg: &InheritConfig) -> InheritReport {

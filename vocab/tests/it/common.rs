@@ -123,3 +123,18 @@ pub fn check_pruned(base: &BaseTokenizer, out: &Path, texts: &[&str]) -> usize {
     }
     agreements
 }
+
+/// A 64-wide, 2-layer model with FFN 192: the shape the prune reports' parameter shares use.
+pub fn tiny_model() -> tinyforge_model::ModelConfig {
+    tinyforge_model::ModelOptions {
+        name: Some("tiny".into()),
+        dim: Some(64),
+        layers: Some(2),
+        heads: Some(4),
+        ffn_dim: Some(192),
+        vocab_size: Some(1),
+        ..Default::default()
+    }
+    .resolve(None)
+    .unwrap()
+}

@@ -17,19 +17,7 @@ pub fn corpus_counts(base: &BaseTokenizer) -> Counts {
 fn prune_to(base: &BaseTokenizer, counts: &Counts, target: Target, out: &Path) {
     let config = PruneConfig {
         target,
-        model: Some(
-            tinyforge_model::ModelOptions {
-                name: Some("tiny".into()),
-                dim: Some(64),
-                layers: Some(2),
-                heads: Some(4),
-                ffn_dim: Some(192),
-                vocab_size: Some(1),
-                ..Default::default()
-            }
-            .resolve(None)
-            .unwrap(),
-        ),
+        model: Some(crate::common::tiny_model()),
     };
     let report = prune(base, counts, &config, out).unwrap();
     assert!(report.outputs.report.is_file());

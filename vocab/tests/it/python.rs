@@ -102,19 +102,7 @@ fn python_tokenizers_loads_the_pruned_file_and_gives_the_same_ids() {
         let tmp = tempfile::tempdir().unwrap();
         let config = PruneConfig {
             target: Target::Size(k),
-            model: Some(
-                tinyforge_model::ModelOptions {
-                    name: Some("tiny".into()),
-                    dim: Some(64),
-                    layers: Some(2),
-                    heads: Some(4),
-                    ffn_dim: Some(192),
-                    vocab_size: Some(1),
-                    ..Default::default()
-                }
-                .resolve(None)
-                .unwrap(),
-            ),
+            model: Some(crate::common::tiny_model()),
         };
         prune(&base, &counts, &config, tmp.path()).unwrap();
         assert_python_matches(&python, &tmp.path().join("tokenizer.json"));
