@@ -56,8 +56,11 @@ fn args() -> Args {
     a
 }
 
-fn train(data: &Path, out: &Path, model: &str, steps: u64, seed: u64) -> PathBuf {
-    if let Some(done) = tinyforge_model::newest_step(&out.join("checkpoints")).unwrap()
+/// Train `steps` steps into `out`; with `reuse`, a finished run there is kept (the teacher's:
+/// students are always trained again, as their starting weights may have changed).
+fn train(data: &Path, out: &Path, model: &str, steps: u64, seed: u64, reuse: bool) -> PathBuf {
+    if reuse
+        && let Some(done) = tinyforge_model::newest_step(&out.join("checkpoints")).unwrap()
         && done.ends_with(tinyforge_model::step_dir_name(steps))
     {
         return done;
@@ -154,6 +157,7 @@ fn main() {
         &format!("model = {:?}", teacher_toml.to_str().unwrap()),
         a.teacher_steps,
         0,
+        true,
     );
     let teacher_model = Model::load_hf(&teacher, Device::Cpu, Kind::Float).unwrap();
     let teacher_loss = held_out_loss(&teacher_model, &a.held_out);
@@ -227,7 +231,7 @@ fn main() {
                 }
             };
             at0.push(held_out_loss(&start, &a.held_out));
-            let end = train(&a.data, &dir.join("run"), &model_line, a.steps, seed);
+            let end = train(&a.data, &dir.join("run"), &model_line, a.steps, seed, false);
             let end = Model::load_hf(&end, Device::Cpu, Kind::Float).unwrap();
             at_k.push(held_out_loss(&end, &a.held_out));
             eprintln!(

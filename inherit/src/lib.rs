@@ -146,10 +146,19 @@ fn peak_rss_mib() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// What the checks before any tensor is read establish.
+struct Plan {
+    teacher: ModelConfig,
+    student: ModelConfig,
+    id_map: Option<IdMap>,
+    /// sha256 of the teacher's `tokenizer.json`, when it has one.
+    teacher_tokenizer_sha256: Option<String>,
+}
+
 /// The checks that need no tensors: the output name is free, the teacher's config is one this
 /// decoder runs, the id map belongs to the teacher's tokenizer, the student fits inside the
 /// teacher. Nothing is written before they pass.
-fn plan(cfg: &InheritConfig) -> Result<(ModelConfig, ModelConfig, Option<IdMap>, Option<String>)> {
+fn plan(cfg: &InheritConfig) -> Result<Plan> {
     if cfg.out.exists() && !cfg.overwrite {
         return Err(Error::Output {
             path: cfg.out.clone(),
@@ -215,14 +224,24 @@ fn plan(cfg: &InheritConfig) -> Result<(ModelConfig, ModelConfig, Option<IdMap>,
             "calibration sequences, length and batch must be > 0".into(),
         ));
     }
-    Ok((teacher, student, id_map, teacher_sha))
+    Ok(Plan {
+        teacher,
+        student,
+        id_map,
+        teacher_tokenizer_sha256: teacher_sha,
+    })
 }
 
 /// Run the whole inheritance and write the student folder `cfg.out` (atomically: a temporary
 /// folder renamed into place, so a failure leaves nothing under that name).
 pub fn inherit(cfg: &InheritConfig, progress: OnProgress) -> Result<InheritReport> {
     let started = Instant::now();
-    let (teacher_cfg, student_cfg, id_map, teacher_sha) = plan(cfg)?;
+    let Plan {
+        teacher: teacher_cfg,
+        student: student_cfg,
+        id_map,
+        teacher_tokenizer_sha256: teacher_sha,
+    } = plan(cfg)?;
     tch::manual_seed(cfg.seed as i64);
     let calib = calib::load(
         &cfg.calib,
@@ -265,33 +284,19 @@ pub fn inherit(cfg: &InheritConfig, progress: OnProgress) -> Result<InheritRepor
         drop(teacher);
         (cut, None)
     };
-    let mut gradient_windows = None;
-    let mut mask_report = None;
-    let unit_scores = match cfg.criterion {
-        Criterion::L1 => scores::magnitude(&cut, 1, vocab_rows.as_ref()),
-        Criterion::L2 => scores::magnitude(&cut, 2, vocab_rows.as_ref()),
-        Criterion::Taylor => {
-            gradient_windows = Some(grad_windows(&cut, cfg.grad_budget_bytes).len());
-            scores::taylor(
-                &cut,
-                &calib,
-                cfg.batch,
-                cfg.grad_budget_bytes,
-                vocab_rows.as_ref(),
-                progress,
-            )?
-        }
-        Criterion::Activation => match activation {
-            Some(a) => a,
-            None => scores::observe(&cut, &calib, cfg.batch, progress)?.activation,
-        },
-        Criterion::Mask => {
-            let (s, report) =
-                mask::learn(&cut, &student_cfg, &calib, cfg.batch, cfg.mask, progress)?;
-            mask_report = Some(report);
-            s
-        }
-    };
+    let Scored {
+        scores: unit_scores,
+        gradient_windows,
+        mask: mask_report,
+    } = score_units(
+        cfg,
+        &cut,
+        &student_cfg,
+        &calib,
+        vocab_rows.as_ref(),
+        activation,
+        progress,
+    )?;
     let width = select_width(&unit_scores, &depth_cfg, &student_cfg);
     let identity: Vec<usize> = (0..student_cfg.layers).collect();
     let student = extract(&cut, &student_cfg, &identity, &width, vocab_rows.as_ref())?;
@@ -327,4 +332,53 @@ pub fn inherit(cfg: &InheritConfig, progress: OnProgress) -> Result<InheritRepor
     };
     output::write(cfg, &student, &unit_scores, &report, calib.eos_id)?;
     Ok(report)
+}
+
+/// The width criterion's scores on `cut` (the teacher at the student's depth).
+struct Scored {
+    scores: UnitScores,
+    gradient_windows: Option<usize>,
+    mask: Option<MaskReport>,
+}
+
+fn score_units(
+    cfg: &InheritConfig,
+    cut: &Model,
+    student: &ModelConfig,
+    calib: &Calibration,
+    vocab_rows: Option<&Tensor>,
+    activation: Option<UnitScores>,
+    progress: OnProgress,
+) -> Result<Scored> {
+    let mut scored = Scored {
+        scores: UnitScores::zeros(cut),
+        gradient_windows: None,
+        mask: None,
+    };
+    scored.scores = match cfg.criterion {
+        Criterion::L1 => scores::magnitude(cut, 1, vocab_rows),
+        Criterion::L2 => scores::magnitude(cut, 2, vocab_rows),
+        Criterion::Taylor => {
+            scored.gradient_windows = Some(grad_windows(cut, cfg.grad_budget_bytes).len());
+            scores::taylor(
+                cut,
+                calib,
+                cfg.batch,
+                cfg.grad_budget_bytes,
+                vocab_rows,
+                progress,
+            )?
+        }
+        // The full-depth teacher's activations were measured with the block importance.
+        Criterion::Activation => match activation {
+            Some(a) => a,
+            None => scores::observe(cut, calib, cfg.batch, progress)?.activation,
+        },
+        Criterion::Mask => {
+            let (s, report) = mask::learn(cut, student, calib, cfg.batch, cfg.mask, progress)?;
+            scored.mask = Some(report);
+            s
+        }
+    };
+    Ok(scored)
 }

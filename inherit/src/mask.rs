@@ -1,7 +1,9 @@
 //! The learned mask (Sheared-LLaMA's `L0Module`, INHERIT.md): a hard-concrete gate per hidden
 //! channel, query head and FFN neuron, trained on the LM loss of the calibration data with a
-//! Lagrangian λ1(ŝ − t) + λ2(ŝ − t)² per family that pulls the expected kept count ŝ to the
-//! target t (ramped in over the first 20% of steps; λ by gradient ascent). The teacher's
+//! Lagrangian λ1|ŝ − t| + λ2(ŝ − t)² per family that pulls the expected kept count ŝ to the
+//! target t (ramped in over the first 20% of steps; λ by gradient ascent, so both only grow
+//! while a gap remains). Sheared-LLaMA's signed λ1(ŝ − t) let λ1 change sign and ŝ overshoot
+//! the target on small calibration data (its users report the same; CoFi's |ŝ − t| is steadier). The teacher's
 //! weights stay frozen (so no weight gradient is ever held; Sheared-LLaMA also trains them).
 //! The student keeps each family's top-k by log α, which hits the requested shape exactly
 //! whether or not the Lagrangian converged; the report says how close ŝ came.
@@ -146,7 +148,7 @@ pub fn learn(
             // The gap as a share of the family, so one λ scale fits every family size.
             let gap = (fam.expected() - target) / fam.units;
             gaps.push(gap.double_value(&[]));
-            total = total + &gap * fam.lambda1 + gap.square() * fam.lambda2;
+            total = total + gap.abs() * fam.lambda1 + gap.square() * fam.lambda2;
         }
         for fam in &mut families {
             fam.log_alpha.zero_grad();
@@ -170,7 +172,7 @@ pub fn learn(
                 let _ = fam.log_alpha.f_sub_(&update);
                 let _ = fam.log_alpha.clamp_(-LOG_ALPHA_LIMIT, LOG_ALPHA_LIMIT);
                 // Gradient ascent on the multipliers: they grow while the gap persists.
-                fam.lambda1 += opts.lambda_lr * gap;
+                fam.lambda1 += opts.lambda_lr * gap.abs();
                 fam.lambda2 += opts.lambda_lr * gap * gap;
             }
         });
