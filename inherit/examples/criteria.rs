@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 use tinyforge_inherit::{Criterion, Depth, InheritConfig, MaskOptions};
-use tinyforge_model::{ModelConfig, ModelOptions};
+use tinyforge_model::ModelOptions;
 use tinyforge_shards::Dataset;
 use tinyforge_train::{Model, Silent, TrainOptions};
 
@@ -102,23 +102,6 @@ fn held_out_loss(model: &Model, held_out: &Path) -> f64 {
         });
     }
     total / n as f64
-}
-
-fn toml_of(c: &ModelConfig) -> String {
-    format!(
-        "name = \"{}\"\ndim = {}\nlayers = {}\nheads = {}\nkv_heads = {}\nffn_dim = {}\n\
-         max_seq_len = {}\nrope_theta = {:?}\nnorm_eps = {:?}\ninit_std = {:?}\n",
-        c.name,
-        c.dim,
-        c.layers,
-        c.heads,
-        c.kv_heads,
-        c.ffn_dim,
-        c.max_seq_len,
-        c.rope_theta,
-        c.norm_eps,
-        c.init_std
-    )
 }
 
 /// One arm: name, (mean, std) at step 0, (mean, std) after training, the paper's average,
@@ -224,7 +207,7 @@ fn main() {
                     cfg.max_seq_len = 512;
                     let path = dir.join("random.toml");
                     std::fs::create_dir_all(&dir).unwrap();
-                    std::fs::write(&path, toml_of(&cfg)).unwrap();
+                    std::fs::write(&path, cfg.to_toml()).unwrap();
                     // The trainer initialises from the run's seed, as this does.
                     let m = Model::new(&cfg, Device::Cpu, Kind::Float, seed).unwrap();
                     (format!("model = {:?}", path.to_str().unwrap()), m)

@@ -286,6 +286,11 @@ impl ModelConfig {
         6.0 * self.param_count() as f64 + 6.0 * (self.layers * self.q_dim() * seq) as f64
     }
 
+    /// The config as a model TOML that [`ModelOptions::load`] reads back to this config.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a model config serializes to TOML")
+    }
+
     /// The same architecture (everything that decides the weights' meaning), ignoring the name,
     /// the init std and the window length.
     pub fn same_architecture(&self, other: &ModelConfig) -> bool {

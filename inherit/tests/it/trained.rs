@@ -62,24 +62,6 @@ fn held_out_loss(model: &Model, held_out: &Path) -> f64 {
     })
 }
 
-fn write_model_toml(path: &Path, c: &ModelConfig) {
-    let toml = format!(
-        "name = \"{}\"\ndim = {}\nlayers = {}\nheads = {}\nkv_heads = {}\nffn_dim = {}\n\
-         max_seq_len = {}\nrope_theta = {:?}\nnorm_eps = {:?}\ninit_std = {:?}\n",
-        c.name,
-        c.dim,
-        c.layers,
-        c.heads,
-        c.kv_heads,
-        c.ffn_dim,
-        c.max_seq_len,
-        c.rope_theta,
-        c.norm_eps,
-        c.init_std
-    );
-    std::fs::write(path, toml).unwrap();
-}
-
 #[test]
 fn inheriting_from_a_trained_teacher_beats_random_init() {
     tch::set_num_threads(1);
@@ -108,7 +90,7 @@ fn inheriting_from_a_trained_teacher_beats_random_init() {
         ..teacher_config(2, false, tinyforge_model::AttentionBias::None)
     };
     let teacher_toml = tmp.path().join("teacher.toml");
-    write_model_toml(&teacher_toml, &teacher_cfg);
+    std::fs::write(&teacher_toml, teacher_cfg.to_toml()).unwrap();
     let teacher = train(
         &data,
         &tmp.path().join("teacher-run"),
@@ -155,7 +137,7 @@ fn inheriting_from_a_trained_teacher_beats_random_init() {
         steps,
     );
     let student_toml = tmp.path().join("student.toml");
-    write_model_toml(&student_toml, inherited.config());
+    std::fs::write(&student_toml, inherited.config().to_toml()).unwrap();
     let from_random = train(
         &data,
         &tmp.path().join("random-run"),
