@@ -31,7 +31,7 @@ pub fn extract(
             .specs()
             .iter()
             .find(|s| s.role == role && s.layer == layer)
-            .map(|s| flat.narrow(0, s.offset, s.numel).view(s.shape.as_slice()))
+            .map(|s| s.view(&flat))
     };
     let hidden = index(&width.hidden, device);
     let (hd, d) = (t.head_dim as i64, t.dim as i64);

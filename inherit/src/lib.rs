@@ -21,7 +21,7 @@ mod scores;
 mod select;
 mod student;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -133,11 +133,6 @@ pub struct CalibrationReport {
     pub student_loss: f64,
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
-    Ok(hex::encode(Sha256::digest(fs_err::read(path)?)))
-}
-
 /// Peak resident set size of this process in MiB (Linux), for the report.
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -168,7 +163,7 @@ fn plan(cfg: &InheritConfig) -> Result<Plan> {
     let teacher = tinyforge_model::read_hf_config(&cfg.teacher)?;
     let tokenizer = cfg.teacher.join("tokenizer.json");
     let teacher_sha = if tokenizer.exists() {
-        Some(sha256_file(&tokenizer)?)
+        Some(tinyforge_train::checkpoint::sha256_file(&tokenizer)?)
     } else {
         None
     };

@@ -6,8 +6,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use tch::{Device, Tensor};
-use tinyforge_model::{CONFIG_FILE, MODEL_FILE};
+use tch::Tensor;
 use tinyforge_train::Model;
 
 use crate::error::{Error, Result};
@@ -42,17 +41,7 @@ pub fn write(
     }
     fs_err::create_dir_all(&tmp)?;
     let result = (|| -> Result<()> {
-        let named: Vec<(String, Tensor)> = student
-            .named_tensors()
-            .into_iter()
-            .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
-            .collect();
-        Tensor::write_safetensors(&named, tmp.join(MODEL_FILE))?;
-        let config = student.config().hf_config(Some(eos_id));
-        fs_err::write(
-            tmp.join(CONFIG_FILE),
-            serde_json::to_vec_pretty(&config).expect("json"),
-        )?;
+        tinyforge_train::checkpoint::write_model_files(&tmp, student, Some(eos_id))?;
         let tokenizer_dir = match &cfg.id_map {
             Some(map) => map.parent().unwrap_or(Path::new(".")).to_path_buf(),
             None => cfg.teacher.clone(),

@@ -98,10 +98,6 @@ impl UnitScores {
     }
 }
 
-fn view(flat: &Tensor, s: &ParamSpec) -> Tensor {
-    flat.narrow(0, s.offset, s.numel).view(s.shape.as_slice())
-}
-
 /// L1 (`p = 1`) or L2 (`p = 2`) magnitude: Σ|w|^p over every weight coupled to the unit
 /// (LLM-Pruner's `MagnitudeImportance`).
 pub fn magnitude(model: &Model, p: i32, vocab_rows: Option<&Tensor>) -> UnitScores {
@@ -109,7 +105,7 @@ pub fn magnitude(model: &Model, p: i32, vocab_rows: Option<&Tensor>) -> UnitScor
     let flat = model.flat().detach();
     tch::no_grad(|| {
         for s in model.specs() {
-            let w = view(&flat, s);
+            let w = s.view(&flat);
             let elem = if p == 1 { w.abs() } else { w.square() };
             scores.add(model, s, &elem, vocab_rows);
         }

@@ -175,17 +175,6 @@ impl Weights {
         }
         Ok(specs)
     }
-
-    /// Read every tensor of `cfg`, in canonical order.
-    pub fn read_all(&self, cfg: &ModelConfig) -> Result<Vec<(TensorSpec, Vec<f32>)>> {
-        self.check(cfg)?
-            .into_iter()
-            .map(|s| {
-                let data = self.f32(&s.name, &s.shape)?;
-                Ok((s, data))
-            })
-            .collect()
-    }
 }
 
 /// Write f32 tensors to one safetensors file (`name`, shape, values), as F32 or BF16.
@@ -244,12 +233,10 @@ mod tests {
             .collect();
         let single = tempfile::tempdir().unwrap();
         write_safetensors(&single.path().join(MODEL_FILE), &tensors, false).unwrap();
-        let read = Weights::open(single.path())
-            .unwrap()
-            .read_all(&cfg)
-            .unwrap();
-        for ((_, _, want), (_, got)) in tensors.iter().zip(&read) {
-            assert_eq!(want, got);
+        let weights = Weights::open(single.path()).unwrap();
+        weights.check(&cfg).unwrap();
+        for (name, shape, want) in &tensors {
+            assert_eq!(&weights.f32(name, shape).unwrap(), want);
         }
         // The same tensors split over two shards with an index, in bf16 (0.25 steps are exact).
         let sharded = tempfile::tempdir().unwrap();
@@ -277,9 +264,9 @@ mod tests {
         let index = serde_json::json!({"metadata": {}, "weight_map": map});
         fs_err::write(sharded.path().join(INDEX_FILE), index.to_string()).unwrap();
         let weights = Weights::open(sharded.path()).unwrap();
-        let read = weights.read_all(&cfg).unwrap();
-        let first = &tensors[3].2;
-        assert_eq!(&read[3].1[..10], &first[..10]);
+        weights.check(&cfg).unwrap();
+        let (name, shape, first) = &tensors[3];
+        assert_eq!(&weights.f32(name, shape).unwrap()[..10], &first[..10]);
         // A tensor the config does not imply is refused by name.
         let mut more = tensors.clone();
         more.push((

@@ -83,12 +83,7 @@ pub fn save(
         fs_err::remove_dir_all(&tmp)?;
     }
     fs_err::create_dir_all(&tmp)?;
-    let named = model.named_tensors();
-    let named: Vec<(String, Tensor)> = named
-        .into_iter()
-        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
-        .collect();
-    Tensor::write_safetensors(&named, tmp.join(MODEL_FILE))?;
+    write_model_files(&tmp, model, eos_id)?;
     if let Some(o) = optim {
         let moments = [
             ("exp_avg", o.exp_avg.to_device(Device::Cpu)),
@@ -96,8 +91,6 @@ pub fn save(
         ];
         Tensor::write_safetensors(&moments, tmp.join(OPTIM_FILE))?;
     }
-    let cfg = serde_json::to_vec_pretty(&model.config().hf_config(eos_id)).expect("json");
-    fs_err::write(tmp.join(CONFIG_FILE), cfg)?;
     let mut state = state.clone();
     state.files.clear();
     for name in [MODEL_FILE, OPTIM_FILE, CONFIG_FILE] {
@@ -119,6 +112,20 @@ pub fn save(
     }
     fs_err::rename(&tmp, &final_dir)?;
     Ok(final_dir)
+}
+
+/// The Hugging Face part of a model folder: `model.safetensors` (f32, Hugging Face names) and
+/// `config.json`, into the existing folder `dir` (checkpoints and inherited students alike).
+pub fn write_model_files(dir: &Path, model: &Model, eos_id: Option<u32>) -> Result<()> {
+    let named: Vec<(String, Tensor)> = model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
+        .collect();
+    Tensor::write_safetensors(&named, dir.join(MODEL_FILE))?;
+    let cfg = serde_json::to_vec_pretty(&model.config().hf_config(eos_id)).expect("json");
+    fs_err::write(dir.join(CONFIG_FILE), cfg)?;
+    Ok(())
 }
 
 /// The newest complete checkpoint in `dir` (folders `step-N`; temporary ones are ignored).

@@ -30,6 +30,14 @@ pub struct ParamSpec {
     pub layer: Option<usize>,
 }
 
+impl ParamSpec {
+    /// This tensor's view (its shape) into `flat`, a buffer of the model's layout.
+    pub fn view(&self, flat: &Tensor) -> Tensor {
+        flat.narrow(0, self.offset, self.numel)
+            .view(self.shape.as_slice())
+    }
+}
+
 /// Offsets of one layer's fused views.
 #[derive(Debug, Clone, Copy)]
 struct LayerOffsets {
@@ -171,12 +179,7 @@ impl Model {
         let flat = self.flat.detach();
         self.specs
             .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    flat.narrow(0, s.offset, s.numel).view(s.shape.as_slice()),
-                )
-            })
+            .map(|s| (s.name.clone(), s.view(&flat)))
             .collect()
     }
 

@@ -98,17 +98,7 @@ pub fn random_teacher(dir: &Path, cfg: &ModelConfig, seed: u64) -> PathBuf {
 
 pub fn save_hf(dir: &Path, model: &Model) {
     std::fs::create_dir_all(dir).unwrap();
-    Tensor::write_safetensors(
-        &model.named_tensors(),
-        dir.join(tinyforge_model::MODEL_FILE),
-    )
-    .unwrap();
-    let config = model.config().hf_config(Some(EOS));
-    std::fs::write(
-        dir.join(tinyforge_model::CONFIG_FILE),
-        serde_json::to_vec_pretty(&config).unwrap(),
-    )
-    .unwrap();
+    tinyforge_train::checkpoint::write_model_files(dir, model, Some(EOS)).unwrap();
 }
 
 pub fn student_options(
