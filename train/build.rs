@@ -7,11 +7,19 @@
 //! - the folder handed on (`links` metadata) to the `tinyforge` binary's build script, which
 //!   needs the same two link arguments for its own executable.
 //!
+//! - the C++ shim over c10d (`csrc/dist.cpp`, see `src/dist.rs`) compiled against the wheel's
+//!   headers: Gloo always, NCCL when the wheel is a CUDA build. The headers the wheel lacks come
+//!   from `scripts/setup-python`: Gloo's (Debian's libgloo-dev, unpacked into
+//!   `site-packages/tinyforge-gloo/include`) and CUDA's `crt/` and `nv/` (PyPI nvidia-cuda-crt and
+//!   nvidia-cuda-cccl, into `site-packages/nvidia/cu13/include`). `TINYFORGE_GLOO_INCLUDE`
+//!   points elsewhere for a standalone libtorch.
+//!
 //! The folder is found the way torch-sys finds it: `LIBTORCH_LIB` or `LIBTORCH` (+ `/lib`), else
 //! the Python torch when `LIBTORCH_USE_PYTORCH` is set.
 
 use std::env;
-use std::path::PathBuf;
+use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -20,6 +28,7 @@ fn main() {
         "LIBTORCH_LIB",
         "LIBTORCH_USE_PYTORCH",
         "VIRTUAL_ENV",
+        "TINYFORGE_GLOO_INCLUDE",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -36,6 +45,62 @@ fn main() {
         println!("cargo:rustc-link-arg=-Wl,--as-needed");
     }
     println!("cargo:lib_dir={}", lib.display());
+    compile_shim(&lib);
+}
+
+/// Build `csrc/dist.cpp` into a static library linked into this crate.
+fn compile_shim(lib: &Path) {
+    println!("cargo:rerun-if-changed=csrc/dist.cpp");
+    let torch = lib.join("..");
+    // site-packages, where pip put torch and the nvidia-* wheels (through .venv/libtorch's link).
+    let site = fs::canonicalize(&torch)
+        .ok()
+        .and_then(|t| t.parent().map(Path::to_path_buf));
+    let gloo = env::var_os("TINYFORGE_GLOO_INCLUDE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            site.as_ref()
+                .map(|s| s.join("tinyforge-gloo").join("include"))
+        });
+    let Some(gloo) = gloo.filter(|g| g.join("gloo").join("algorithm.h").exists()) else {
+        fail(
+            "Gloo's headers are missing (they shape c10d's classes): run scripts/setup-python, \
+              or set TINYFORGE_GLOO_INCLUDE to a folder holding gloo/algorithm.h",
+        );
+    };
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file("csrc/dist.cpp")
+        .std("c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("USE_C10D_GLOO", None)
+        .include(torch.join("include"))
+        .include(torch.join("include/torch/csrc/api/include"))
+        .include(&gloo)
+        .warnings(false)
+        .flag("-w");
+    let cuda = site.as_ref().map(|s| s.join("nvidia"));
+    if lib.join("libtorch_cuda.so").exists() {
+        let Some(nvidia) = cuda.filter(|n| n.join("cu13/include/crt/host_config.h").exists())
+        else {
+            fail(
+                "this PyTorch is a CUDA build but CUDA's crt/ headers are missing: run \
+                  scripts/setup-python (it installs nvidia-cuda-crt and nvidia-cuda-cccl)",
+            );
+        };
+        build
+            .define("USE_C10D_NCCL", None)
+            .include(nvidia.join("cu13/include"))
+            .include(nvidia.join("nccl/include"));
+    }
+    build.compile("tinyforge_dist");
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("error: {msg}");
+    println!("cargo:warning={msg}");
+    std::process::exit(1);
 }
 
 fn libtorch_lib_dir() -> Option<PathBuf> {

@@ -24,7 +24,6 @@ use tinyforge_model::{CONFIG_FILE, MODEL_FILE, ModelConfig};
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::optim::AdamW;
 
 pub const FORMAT: &str = "tinyforge-checkpoint";
 pub const VERSION: u32 = 1;
@@ -57,6 +56,24 @@ pub struct RunState {
 }
 
 impl RunState {
+    /// The state of a run that has taken no step yet.
+    pub fn fresh(seed: u64, model: &ModelConfig) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            step: 0,
+            round: 0,
+            round_step: 0,
+            round_steps: 0,
+            tokens: 0,
+            seed,
+            rng_word_pos: 0,
+            last_loss: None,
+            model: model.clone(),
+            files: Default::default(),
+        }
+    }
+
     pub fn round_done(&self) -> bool {
         self.round_step >= self.round_steps
     }
@@ -64,11 +81,18 @@ impl RunState {
 
 pub use tinyforge_model::step_dir_name;
 
-/// Write a checkpoint of `model` (+ optimizer when given) into `dir/step-NNNNNNNN`, atomically.
+/// The AdamW moments of the whole flat buffer (gathered from the ranks under ZeRO-1).
+pub struct Moments {
+    pub exp_avg: Tensor,
+    pub exp_avg_sq: Tensor,
+}
+
+/// Write a checkpoint of `model` (+ optimizer moments when given) into `dir/step-NNNNNNNN`,
+/// atomically.
 pub fn save(
     dir: &Path,
     model: &Model,
-    optim: Option<&AdamW>,
+    optim: Option<&Moments>,
     state: &RunState,
     eos_id: Option<u32>,
 ) -> Result<PathBuf> {
@@ -202,8 +226,9 @@ pub fn load_model(ckpt: &Path, device: Device, compute: Kind) -> Result<(Model, 
     Ok((model, state))
 }
 
-/// Restore the optimizer moments of a checkpoint into `optim`.
-pub fn load_optimizer(ckpt: &Path, state: &RunState, optim: &mut AdamW) -> Result<()> {
+/// The optimizer moments of a checkpoint (the whole flat buffer, whatever world size wrote it),
+/// checked against the model's `numel` elements.
+pub fn load_moments(ckpt: &Path, state: &RunState, numel: i64) -> Result<Moments> {
     let path = ckpt.join(OPTIM_FILE);
     if !state.files.contains_key(OPTIM_FILE) {
         return Err(Error::ckpt(
@@ -212,24 +237,23 @@ pub fn load_optimizer(ckpt: &Path, state: &RunState, optim: &mut AdamW) -> Resul
         ));
     }
     let tensors = Tensor::read_safetensors(&path).map_err(|e| Error::ckpt(&path, e.to_string()))?;
-    for (name, dst) in [
-        ("exp_avg", &mut optim.exp_avg),
-        ("exp_avg_sq", &mut optim.exp_avg_sq),
-    ] {
+    let take = |name: &str| -> Result<Tensor> {
         let (_, t) = tensors
             .iter()
             .find(|(n, _)| n == name)
             .ok_or_else(|| Error::ckpt(&path, format!("missing {name}")))?;
-        if t.size() != dst.size() {
+        if t.size() != [numel] {
             return Err(Error::ckpt(
                 &path,
-                format!("{name}: shape {:?}, expected {:?}", t.size(), dst.size()),
+                format!("{name}: shape {:?}, expected [{numel}]", t.size()),
             ));
         }
-        dst.f_copy_(t)?;
-    }
-    optim.step = state.step;
-    Ok(())
+        Ok(t.shallow_clone())
+    };
+    Ok(Moments {
+        exp_avg: take("exp_avg")?,
+        exp_avg_sq: take("exp_avg_sq")?,
+    })
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {

@@ -46,6 +46,10 @@ pub enum Error {
         loss: f64,
         checkpoint: String,
     },
+    /// A collective, the rendezvous store or the process group failed (the text names the
+    /// ranks that stopped answering, and the backend's own message).
+    #[error("distributed: {0}")]
+    Dist(String),
     #[error("plot {path}: {reason}")]
     Plot { path: PathBuf, reason: String },
     #[error("interrupted after step {step} (checkpoint written)")]

@@ -7,12 +7,14 @@
 
 pub mod checkpoint;
 mod data;
+pub mod dist;
 mod error;
 mod losses;
 mod metrics;
 mod model;
 mod optim;
 mod options;
+mod parallel;
 mod pipeline;
 mod score;
 mod synthetic;
@@ -25,6 +27,7 @@ pub use metrics::{Record, StepMetrics, ValMetrics, plot_loss, read_records};
 pub use model::{Gates, Model, ParamSpec, Taps, layout};
 pub use optim::{AdamW, AdamWConfig, Schedule, clip_grad_norm, scaled_lr};
 pub use options::{RoundOptions, RoundSpec, Selection, TrainConfig, TrainOptions};
+pub use parallel::Sharding;
 pub use pipeline::{
     SamplerPlan, SamplerPlanner, ShardSource, score_checkpoint, train, train_from_options,
 };

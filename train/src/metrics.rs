@@ -22,6 +22,9 @@ pub struct StepMetrics {
     pub step_s: f64,
     pub tokens_per_s: f64,
     pub model_flops_per_s: f64,
+    /// Seconds of the step spent in gradient and parameter collectives (0 on one process).
+    #[serde(default)]
+    pub comm_s: f64,
 }
 
 /// A held-out validation pass.

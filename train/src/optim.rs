@@ -30,17 +30,26 @@ impl Default for AdamWConfig {
 
 pub struct AdamW {
     pub cfg: AdamWConfig,
-    /// First and second moments, flat fp32 like the parameters.
+    /// First and second moments of the flat buffer's elements `[start, start + len)`: all of it,
+    /// or one rank's shard under ZeRO-1. fp32 like the parameters.
     pub exp_avg: Tensor,
     pub exp_avg_sq: Tensor,
     /// 1 where weight decay applies.
     decay_mask: Tensor,
     /// Updates taken so far (bias correction uses `step + 1`).
     pub step: u64,
+    pub start: i64,
+    pub len: i64,
 }
 
 impl AdamW {
+    /// AdamW over the whole flat buffer.
     pub fn new(model: &Model, cfg: AdamWConfig) -> Self {
+        Self::over(model, cfg, 0, model.numel())
+    }
+
+    /// AdamW over the flat buffer's elements `[start, start + len)` (a ZeRO-1 shard).
+    pub fn over(model: &Model, cfg: AdamWConfig, start: i64, len: i64) -> Self {
         let flat = model.flat();
         let mask = Tensor::zeros_like(&flat.detach());
         tch::no_grad(|| {
@@ -48,29 +57,65 @@ impl AdamW {
                 let _ = mask.narrow(0, s.offset, s.numel).fill_(1.0);
             }
         });
+        let mask = mask.narrow(0, start, len).contiguous();
         Self {
             cfg,
             exp_avg: Tensor::zeros_like(&mask),
             exp_avg_sq: Tensor::zeros_like(&mask),
             decay_mask: mask,
             step: 0,
+            start,
+            len,
         }
+    }
+
+    /// Bytes of optimizer state this process holds (both moments and the decay mask).
+    pub fn state_bytes(&self) -> u64 {
+        3 * 4 * self.len as u64
+    }
+
+    /// Take this optimizer's range of full-buffer moments (a checkpoint's, any world size).
+    pub fn load_moments(
+        &mut self,
+        exp_avg: &Tensor,
+        exp_avg_sq: &Tensor,
+        step: u64,
+    ) -> tch::Result<()> {
+        self.exp_avg.f_copy_(
+            &exp_avg
+                .narrow(0, self.start, self.len)
+                .to_device(self.exp_avg.device()),
+        )?;
+        self.exp_avg_sq.f_copy_(
+            &exp_avg_sq
+                .narrow(0, self.start, self.len)
+                .to_device(self.exp_avg.device()),
+        )?;
+        self.step = step;
+        Ok(())
     }
 
     /// One update of `model`'s flat buffer from its flat gradient at learning rate `lr`.
     pub fn update(&mut self, model: &mut Model, lr: f64) {
+        let flat = model.flat_mut();
+        let grad = flat.grad();
+        let p = flat.detach();
+        self.update_slice(&p, &grad, lr);
+    }
+
+    /// One update of `p` (this optimizer's range of the parameters) from `grad` (the same range
+    /// of the gradient).
+    pub fn update_slice(&mut self, p: &Tensor, grad: &Tensor, lr: f64) {
         let c = self.cfg;
         self.step += 1;
         let t = self.step as i32;
-        let flat = model.flat_mut();
-        let grad = flat.grad();
         tch::no_grad(|| {
-            let mut p = flat.detach();
+            let mut p = p.shallow_clone();
             // p -= lr * wd * p  (on decayed entries only)
             let _ = p.g_sub_(&(&p * &self.decay_mask * (lr * c.weight_decay)));
-            let _ = self.exp_avg.lerp_(&grad, 1.0 - c.beta1);
+            let _ = self.exp_avg.lerp_(grad, 1.0 - c.beta1);
             let _ = self.exp_avg_sq.g_mul_scalar_(c.beta2);
-            let _ = self.exp_avg_sq.addcmul_(&(&grad * (1.0 - c.beta2)), &grad);
+            let _ = self.exp_avg_sq.addcmul_(&(grad * (1.0 - c.beta2)), grad);
             let bc1 = 1.0 - c.beta1.powi(t);
             let bc2 = 1.0 - c.beta2.powi(t);
             let denom = (self.exp_avg_sq.sqrt() / bc2.sqrt()) + c.eps;
@@ -79,18 +124,25 @@ impl AdamW {
     }
 }
 
+/// The factor `torch.nn.utils.clip_grad_norm_` scales a gradient of L2 norm `norm` by.
+pub fn clip_coef(norm: f64, max_norm: f64) -> f64 {
+    if max_norm > 0.0 && norm.is_finite() {
+        (max_norm / (norm + 1e-6)).min(1.0)
+    } else {
+        1.0
+    }
+}
+
 /// Scale the flat gradient so its global L2 norm is at most `max_norm` (as
 /// `torch.nn.utils.clip_grad_norm_`); returns the norm before clipping.
 pub fn clip_grad_norm(model: &Model, max_norm: f64) -> f64 {
     let mut grad = model.flat().grad();
     let norm = grad.norm().double_value(&[]);
-    if max_norm > 0.0 && norm.is_finite() {
-        let coef = (max_norm / (norm + 1e-6)).min(1.0);
-        if coef < 1.0 {
-            tch::no_grad(|| {
-                let _ = grad.g_mul_scalar_(coef);
-            });
-        }
+    let coef = clip_coef(norm, max_norm);
+    if coef < 1.0 {
+        tch::no_grad(|| {
+            let _ = grad.g_mul_scalar_(coef);
+        });
     }
     norm
 }

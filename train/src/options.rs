@@ -43,6 +43,9 @@ pub struct TrainOptions {
     pub device: Option<String>,
     pub precision: Option<String>,
     pub prefetch: Option<usize>,
+    /// Optimizer state over the ranks of a multi-process run: 0 replicated (plain data
+    /// parallel), 1 ZeRO-1 (sharded; the paper's setting, and the default).
+    pub zero_stage: Option<u8>,
     pub rounds: Option<Vec<RoundOptions>>,
 }
 
@@ -128,6 +131,7 @@ impl TrainOptions {
             device,
             precision,
             prefetch,
+            zero_stage,
             rounds
         )
     }
@@ -188,6 +192,8 @@ impl TrainOptions {
             device,
             compute,
             prefetch: self.prefetch.unwrap_or(4),
+            zero_stage: self.zero_stage.unwrap_or(1),
+            world: Default::default(),
         };
         if !(0.0..1.0).contains(&run.warmup) || !(0.0..=1.0).contains(&run.min_lr_ratio) {
             return Err(Error::Config(

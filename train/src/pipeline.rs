@@ -22,6 +22,7 @@ use tinyforge_sampler::{
 use tinyforge_shards::Dataset;
 
 use crate::data::{RoundPlan, UnitSource};
+use crate::dist::World;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::options::{Selection, TrainConfig, TrainOptions};
@@ -124,15 +125,32 @@ impl Planner for SamplerPlanner {
         model: &Model,
         events: &mut dyn Callbacks,
     ) -> Result<Arc<dyn RoundPlan>> {
+        // Rank 0 draws the plan (and scores the previous round with every rank); every rank
+        // then opens the same file.
+        let world = self.cfg.run.world.clone();
         let path = self.plan_path(round);
-        if path.exists() {
-            return Ok(Arc::new(SamplerPlan(
-                Plan::open(&path).map_err(sampler_err)?,
-            )));
+        let exists = world.agree(path.exists(), "the plan check")?;
+        if !exists {
+            self.draw(round, model, events)?;
         }
+        world.barrier("the round's plan")?;
+        Ok(Arc::new(SamplerPlan(
+            Plan::open(&path).map_err(sampler_err)?,
+        )))
+    }
+}
+
+impl SamplerPlanner {
+    /// Write the plan of `round` (rank 0), scoring the previous round first on every rank.
+    fn draw(&mut self, round: usize, model: &Model, events: &mut dyn Callbacks) -> Result<()> {
+        let world = self.cfg.run.world.clone();
+        let path = self.plan_path(round);
         fs_err::create_dir_all(path.parent().expect("plans dir"))?;
         let run = &self.cfg.run;
         if round == 0 {
+            if !world.is_main() {
+                return Ok(());
+            }
             let spec = RoundOneSpec {
                 seed: run.seed,
                 round: 1,
@@ -151,18 +169,19 @@ impl Planner for SamplerPlanner {
                     ((batches as f64 * self.cfg.rounds[0].fraction).floor() as u64).max(1)
                 }),
             };
-            let plan = Plan::create_round_one(&path, &spec).map_err(sampler_err)?;
-            return Ok(Arc::new(SamplerPlan(plan)));
+            Plan::create_round_one(&path, &spec).map_err(sampler_err)?;
+            return Ok(());
         }
         // Score the previous round's units with the model as it ends that round, then draw.
         let previous = Plan::open(self.plan_path(round - 1)).map_err(sampler_err)?;
         let table = self.score_path(round - 1);
-        if !table.exists() {
+        if !world.agree(table.exists(), "the score table check")? {
             let total = previous.num_steps();
             let prev: Arc<dyn RoundPlan> = Arc::new(SamplerPlan(
                 Plan::open(self.plan_path(round - 1)).map_err(sampler_err)?,
             ));
             let report = score_plan(
+                &world,
                 model,
                 self.data.clone(),
                 prev,
@@ -182,6 +201,9 @@ impl Planner for SamplerPlanner {
             debug_assert_eq!(report.batches, total);
             self.scores.push(report);
         }
+        if !world.is_main() {
+            return Ok(());
+        }
         let spec = &self.cfg.rounds[round];
         let method = match spec.select {
             Selection::SoftmaxLoss | Selection::All => Method::Softmax,
@@ -198,9 +220,7 @@ impl Planner for SamplerPlanner {
         };
         select_next_round(&previous, &[table], &path, &select, &mut |_, _| {})
             .map_err(sampler_err)?;
-        Ok(Arc::new(SamplerPlan(
-            Plan::open(&path).map_err(sampler_err)?,
-        )))
+        Ok(())
     }
 }
 
@@ -249,26 +269,35 @@ pub fn train(cfg: &TrainConfig, cb: &mut dyn Callbacks) -> Result<TrainReport> {
         )));
     }
     fs_err::create_dir_all(&cfg.run.out)?;
-    let cfg_path = cfg.run.out.join("train-config.json");
-    fs_err::write(&cfg_path, serde_json::to_vec_pretty(cfg).expect("json"))?;
+    if cfg.run.world.is_main() {
+        let cfg_path = cfg.run.out.join("train-config.json");
+        fs_err::write(&cfg_path, serde_json::to_vec_pretty(cfg).expect("json"))?;
+    }
     let mut planner = SamplerPlanner::new(cfg.clone(), data.clone(), train_units);
     train_with(&cfg.run, data, &mut planner, validation.as_ref(), cb)
 }
 
-/// Resolve options against the dataset's vocabulary, then [`train`].
-pub fn train_from_options(opts: &TrainOptions, cb: &mut dyn Callbacks) -> Result<TrainReport> {
+/// Resolve options against the dataset's vocabulary, then [`train`] on `world`.
+pub fn train_from_options(
+    opts: &TrainOptions,
+    world: &World,
+    cb: &mut dyn Callbacks,
+) -> Result<TrainReport> {
     let data = opts
         .data
         .as_ref()
         .ok_or_else(|| Error::Config("no `data` (token dataset folder)".into()))?;
     let vocab = ShardSource::open(data)?.vocab_size();
-    train(&opts.resolve(Some(vocab))?, cb)
+    let mut cfg = opts.resolve(Some(vocab))?;
+    cfg.run.world = world.clone();
+    train(&cfg, cb)
 }
 
 /// `tinyforge score`: the loss of every unit of `plan` (or its first `limit` batches) under the
 /// frozen model of `checkpoint`, into the loss table `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn score_checkpoint(
+    world: &World,
     checkpoint: &Path,
     data: &Path,
     plan: &Path,
@@ -285,6 +314,7 @@ pub fn score_checkpoint(
     let seq_len = plan.seq_len() as usize;
     let round = plan.round();
     score_plan(
+        world,
         &model,
         source,
         Arc::new(SamplerPlan(plan)),

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind};
 
 use crate::data::{self, RoundPlan, UnitSource};
+use crate::dist::World;
 use crate::error::Result;
 use crate::losses;
 use crate::model::Model;
+use crate::parallel::{RankPlan, gather_shares};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoreReport {
@@ -26,8 +28,12 @@ pub struct ScoreReport {
 
 /// Score the units of `plan`'s steps (all of them, or the first `limit_batches`), `micro_batch`
 /// sequences per forward, and write the loss table `table` (Parquet: unit_id, loss, round).
+///
+/// On several ranks each scores its share of every batch and rank 0 writes the table of them
+/// all, one row per unit in plan order.
 #[allow(clippy::too_many_arguments)]
 pub fn score_plan(
+    world: &World,
     model: &Model,
     data: Arc<dyn UnitSource>,
     plan: Arc<dyn RoundPlan>,
@@ -42,9 +48,14 @@ pub fn score_plan(
     let t0 = Instant::now();
     let total = limit_batches.map_or(plan.steps(), |l| l.min(plan.steps()));
     let (mut units, mut values) = (Vec::new(), Vec::new());
-    let rx = data::prefetch(data, plan, 0, seq_len, model.config().vocab_size, 4);
+    let mine: Arc<dyn RoundPlan> = Arc::new(RankPlan {
+        inner: plan.clone(),
+        world: world.clone(),
+    });
+    let rx = data::prefetch(data, mine, 0, seq_len, model.config().vocab_size, 4);
     for batch in rx.iter().take(total as usize) {
         let batch = batch?;
+        let mut batch_values = Vec::with_capacity(batch.units.len());
         let n = batch.windows.size()[0];
         let mut start = 0;
         while start < n {
@@ -54,13 +65,28 @@ pub fn score_plan(
                 .sequence_losses(&w)
                 .to_kind(Kind::Float)
                 .to_device(Device::Cpu);
-            values.extend(Vec::<f32>::try_from(&l)?);
+            batch_values.extend(Vec::<f32>::try_from(&l)?);
             start += len;
         }
-        units.extend_from_slice(&batch.units);
+        if world.size == 1 {
+            units.extend_from_slice(&batch.units);
+            values.extend(batch_values);
+        } else {
+            let all = plan.batch(batch.step)?;
+            values.extend(gather_shares(
+                world,
+                &batch_values,
+                all.len(),
+                "the score gather",
+            )?);
+            units.extend(all);
+        }
         progress(batch.step + 1, total);
     }
-    losses::write_table(table, &units, &values, round)?;
+    if world.is_main() {
+        losses::write_table(table, &units, &values, round)?;
+    }
+    world.barrier("the score table")?;
     let secs = t0.elapsed().as_secs_f64();
     let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len().max(1) as f64;
     Ok(ScoreReport {

@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint::{self, RunState};
-use crate::data::{self, RoundPlan, UnitSource};
+use crate::data::{self, Batch, RoundPlan, UnitSource};
+use crate::dist::World;
 use crate::error::{Error, Result};
 use crate::losses::LossRecorder;
 use crate::metrics::{self, MetricsWriter, Record, StepMetrics, ValMetrics};
 use crate::model::Model;
-use crate::optim::{self, AdamW, AdamWConfig, Schedule};
+use crate::optim::{self, AdamWConfig, Schedule};
+use crate::parallel::{self, Optimizer, RankPlan, Sharding};
 use tinyforge_model::ModelConfig;
 
 /// Everything the loop needs, validated (see `options::TrainOptions` for the TOML side).
@@ -53,6 +55,12 @@ pub struct LoopConfig {
     #[serde(with = "kind_serde")]
     pub compute: Kind,
     pub prefetch: usize,
+    /// Optimizer state over the ranks: 0 replicated, 1 ZeRO-1 (sharded).
+    #[serde(default)]
+    pub zero_stage: u8,
+    /// The processes this run trains on (a world of one unless launched with several).
+    #[serde(skip)]
+    pub world: World,
 }
 
 impl LoopConfig {
@@ -84,6 +92,16 @@ impl LoopConfig {
         if self.lr.is_nan() || self.lr <= 0.0 || self.checkpoint_every == 0 {
             return bad("lr and checkpoint_every must be > 0");
         }
+        let w = self.world.size;
+        if !self.batch_size.is_multiple_of(w) {
+            let up = self.batch_size.div_ceil(w) * w;
+            return Err(Error::Config(format!(
+                "batch_size {} does not split over {w} ranks: make it a multiple of {w} (e.g. \
+                 {up}), or run on a world size that divides it",
+                self.batch_size
+            )));
+        }
+        Sharding::from_stage(self.zero_stage)?;
         Ok(())
     }
 }
@@ -164,6 +182,13 @@ pub struct TrainReport {
     pub last_val_loss: Option<f64>,
     pub mean_tokens_per_s: Option<f64>,
     pub mean_model_flops_per_s: Option<f64>,
+    /// Mean seconds per step in gradient and parameter collectives.
+    pub mean_comm_s: Option<f64>,
+    pub world_size: usize,
+    /// 0: optimizer state replicated on every rank; 1: ZeRO-1, sharded.
+    pub zero_stage: u8,
+    /// Bytes of optimizer state (AdamW moments, decay mask, ZeRO-1 buffers) each rank holds.
+    pub optimizer_bytes_per_rank: u64,
     pub checkpoint: Option<PathBuf>,
     pub metrics: PathBuf,
     pub loss_plot: Option<PathBuf>,
@@ -176,6 +201,10 @@ pub struct Validation {
 }
 
 /// Train all rounds of `planner` on `data`, resuming from the newest checkpoint in `cfg.out`.
+///
+/// On several ranks (`cfg.world`) every rank runs this with the same arguments: each trains its
+/// share of every batch, and rank 0 alone writes the run folder (checkpoints, loss tables,
+/// metrics, report), which must be on storage every rank sees.
 pub fn train_with(
     cfg: &LoopConfig,
     data: Arc<dyn UnitSource>,
@@ -185,8 +214,6 @@ pub fn train_with(
 ) -> Result<TrainReport> {
     cfg.validate()?;
     fs_err::create_dir_all(&cfg.out)?;
-    let ckpt_dir = cfg.checkpoint_dir();
-    let eos = data.eos_id();
     if data.vocab_size() > cfg.model.vocab_size {
         return Err(Error::Config(format!(
             "the dataset's vocabulary ({}) is larger than the model's ({})",
@@ -194,89 +221,122 @@ pub fn train_with(
             cfg.model.vocab_size
         )));
     }
-
-    // Resume, or start fresh (random init or inherited weights).
-    let (mut model, mut optim, mut state) = match checkpoint::latest(&ckpt_dir)? {
-        Some(path) => {
-            let (model, state) = checkpoint::load_model(&path, cfg.device, cfg.compute)?;
-            if state.model != cfg.model {
-                return Err(Error::ckpt(
-                    &path,
-                    "was written for another model config; use a new --out",
-                ));
-            }
-            let mut optim = AdamW::new(&model, cfg.adamw);
-            checkpoint::load_optimizer(&path, &state, &mut optim)?;
-            cb.on_event(&Event::Resumed {
-                checkpoint: path,
-                step: state.step,
-                round: state.round,
-                round_step: state.round_step,
-            });
-            (model, optim, state)
-        }
-        None => {
-            let model = match &cfg.init_from {
-                Some(p) => {
-                    // Any Hugging Face LLaMA-family folder: a tinyforge checkpoint, or the
-                    // student `tinyforge inherit` wrote.
-                    let m = Model::load_hf(p, cfg.device, cfg.compute)?;
-                    if !m.config().same_architecture(&cfg.model) {
-                        return Err(Error::ckpt(
-                            p,
-                            format!(
-                                "init_from holds another model shape ({:?}) than the run's \
-                                 model ({:?}); set the run's model to the folder's config",
-                                m.config(),
-                                cfg.model
-                            ),
-                        ));
-                    }
-                    m
-                }
-                None => Model::new(&cfg.model, cfg.device, cfg.compute, cfg.seed)?,
-            };
-            let optim = AdamW::new(&model, cfg.adamw);
-            let state = RunState {
-                format: checkpoint::FORMAT.into(),
-                version: checkpoint::VERSION,
-                step: 0,
-                round: 0,
-                round_step: 0,
-                round_steps: 0,
-                tokens: 0,
-                seed: cfg.seed,
-                rng_word_pos: 0,
-                last_loss: None,
-                model: cfg.model.clone(),
-                files: Default::default(),
-            };
-            (model, optim, state)
-        }
-    };
-
-    let metrics_path = cfg.out.join("metrics.jsonl");
-    let mut metrics = MetricsWriter::open(&metrics_path, state.step)?;
-    let flops_per_token = cfg.model.train_flops_per_token(cfg.seq_len);
-    let peak = cfg.peak_lr();
-    let mut last_ckpt: Option<PathBuf> = checkpoint::latest(&ckpt_dir)?;
-    let mut last_val = None;
+    let mut run = Run::start(cfg, data.eos_id(), cb)?;
     let mut complete = true;
+    for round in run.state.round..planner.rounds() {
+        let plan = planner.plan(round, &run.model, cb)?;
+        match run.round(round, plan, data.clone(), validation, cb)? {
+            RoundEnd::Done => {}
+            RoundEnd::Stopped { at_round_end } => {
+                complete = at_round_end && round + 1 == planner.rounds();
+                break;
+            }
+        }
+    }
+    if complete {
+        run.state.round = planner.rounds();
+    }
+    cfg.world.barrier("the end of the run")?;
+    finish(cfg, &run, complete)
+}
 
-    'rounds: for round in state.round..planner.rounds() {
-        let plan = planner.plan(round, &model, cb)?;
+/// How a round ended.
+enum RoundEnd {
+    /// Every step of its plan done.
+    Done,
+    /// Stopped by `max_steps` or a callback; `at_round_end` when that was also the round's
+    /// last step.
+    Stopped { at_round_end: bool },
+}
+
+/// A run in progress: the model, its optimizer and where the run stands.
+struct Run<'a> {
+    cfg: &'a LoopConfig,
+    model: Model,
+    optim: Optimizer,
+    state: RunState,
+    eos: Option<u32>,
+    /// Rank 0 only.
+    metrics: Option<MetricsWriter>,
+    last_ckpt: Option<PathBuf>,
+    last_val: Option<f64>,
+}
+
+impl<'a> Run<'a> {
+    /// Resume from the newest checkpoint, or start fresh (random init or inherited weights);
+    /// then every rank takes rank 0's weights.
+    fn start(cfg: &'a LoopConfig, eos: Option<u32>, cb: &mut dyn Callbacks) -> Result<Self> {
+        let world = &cfg.world;
+        let sharding = Sharding::from_stage(cfg.zero_stage)?;
+        let latest = checkpoint::latest(&cfg.checkpoint_dir())?;
+        agree_on_checkpoint(world, latest.as_deref())?;
+        let (model, optim, state) = match &latest {
+            Some(path) => {
+                let (model, state) = checkpoint::load_model(path, cfg.device, cfg.compute)?;
+                if state.model != cfg.model {
+                    return Err(Error::ckpt(
+                        path,
+                        "was written for another model config; use a new --out",
+                    ));
+                }
+                let mut optim = Optimizer::new(&model, cfg.adamw, world, sharding);
+                let moments = checkpoint::load_moments(path, &state, model.numel())?;
+                optim.load(&moments, state.step)?;
+                cb.on_event(&Event::Resumed {
+                    checkpoint: path.clone(),
+                    step: state.step,
+                    round: state.round,
+                    round_step: state.round_step,
+                });
+                (model, optim, state)
+            }
+            None => {
+                let model = initial_model(cfg)?;
+                let optim = Optimizer::new(&model, cfg.adamw, world, sharding);
+                (model, optim, RunState::fresh(cfg.seed, &cfg.model))
+            }
+        };
+        world.broadcast(&model.flat().detach(), 0, "the initial weights' broadcast")?;
+        let metrics_path = cfg.out.join("metrics.jsonl");
+        let metrics = match world.is_main() {
+            true => Some(MetricsWriter::open(&metrics_path, state.step)?),
+            false => None,
+        };
+        Ok(Self {
+            cfg,
+            model,
+            optim,
+            state,
+            eos,
+            metrics,
+            last_ckpt: latest,
+            last_val: None,
+        })
+    }
+
+    /// Train the steps of `plan` from where the run stands in it.
+    fn round(
+        &mut self,
+        round: usize,
+        plan: Arc<dyn RoundPlan>,
+        data: Arc<dyn UnitSource>,
+        validation: Option<&Validation>,
+        cb: &mut dyn Callbacks,
+    ) -> Result<RoundEnd> {
+        let cfg = self.cfg;
         let steps = plan.steps();
-        let start = if round == state.round {
-            state.round_step
+        let start = if round == self.state.round {
+            self.state.round_step
         } else {
             0
         };
-        state.round = round;
-        state.round_step = start;
-        state.round_steps = steps;
+        self.state.round = round;
+        self.state.round_step = start;
+        self.state.round_steps = steps;
         if start >= steps {
-            continue;
+            return Ok(RoundEnd::Done);
         }
+        let peak = cfg.peak_lr();
         let schedule = Schedule::new(peak, steps, cfg.warmup, cfg.min_lr_ratio);
         cb.on_event(&Event::RoundStart {
             round,
@@ -284,11 +344,22 @@ pub fn train_with(
             start,
             peak_lr: peak,
         });
-        let mut recorder =
-            LossRecorder::open(&cfg.train_losses_dir(round), (round + 1) as u16, state.step)?;
+        let mut recorder = match cfg.world.is_main() {
+            true => Some(LossRecorder::open(
+                &cfg.train_losses_dir(round),
+                (round + 1) as u16,
+                self.state.step,
+            )?),
+            false => None,
+        };
+        // Each rank reads only its own share of every batch.
+        let mine: Arc<dyn RoundPlan> = Arc::new(RankPlan {
+            inner: plan.clone(),
+            world: cfg.world.clone(),
+        });
         let batches = data::prefetch(
-            data.clone(),
-            plan.clone(),
+            data,
+            mine,
             start,
             cfg.seq_len,
             cfg.model.vocab_size,
@@ -296,112 +367,233 @@ pub fn train_with(
         );
         for batch in batches {
             let batch = batch?;
-            let t0 = Instant::now();
-            let (loss, unit_losses) = forward_backward(&mut model, &batch.windows, cfg)?;
-            if !loss.is_finite() {
-                // The weights are still those of the last good step: keep them.
-                let path = save_if(cfg, &model, &optim, &state, eos, &mut recorder)?;
-                return Err(Error::NonFinite {
-                    step: state.step + 1,
-                    round: round + 1,
-                    loss,
-                    checkpoint: path.display().to_string(),
-                });
-            }
-            let grad_norm = optim::clip_grad_norm(&model, cfg.grad_clip);
-            if !grad_norm.is_finite() {
-                let path = save_if(cfg, &model, &optim, &state, eos, &mut recorder)?;
-                return Err(Error::NonFinite {
-                    step: state.step + 1,
-                    round: round + 1,
-                    loss: grad_norm,
-                    checkpoint: path.display().to_string(),
-                });
-            }
-            let lr = schedule.lr(state.round_step);
-            optim.update(&mut model, lr);
-            if cfg.device.is_cuda() {
-                tch::Cuda::synchronize(cfg.device_index());
-            }
-            let dt = t0.elapsed().as_secs_f64();
-            let tokens = cfg.batch_tokens();
-            state.step += 1;
-            state.round_step += 1;
-            state.tokens += tokens;
-            state.last_loss = Some(loss);
-            recorder.record(&batch.units, &unit_losses);
-            let m = StepMetrics {
-                step: state.step,
-                round,
-                round_step: state.round_step,
-                loss,
-                lr,
-                grad_norm,
-                tokens: state.tokens,
-                step_s: dt,
-                tokens_per_s: tokens as f64 / dt,
-                model_flops_per_s: flops_per_token * tokens as f64 / dt,
+            let lr = schedule.lr(self.state.round_step);
+            // Rank 0 records the losses of the whole batch, gathered in rank order: the plan's
+            // order of its units.
+            let units = match (&recorder, cfg.world.size) {
+                (None, _) => vec![],
+                (Some(_), 1) => batch.units.clone(),
+                (Some(_), _) => plan.batch(batch.step)?,
             };
-            metrics.write(&Record::Train(m.clone()))?;
-            cb.on_step(&m);
-            let round_end = state.round_step == steps;
-            if let Some(v) = validation
-                && ((cfg.eval_every > 0 && state.step % cfg.eval_every == 0) || round_end)
-            {
-                let val_loss = evaluate(&model, v, cfg)?;
-                let vm = ValMetrics {
-                    step: state.step,
-                    round,
-                    val_loss,
-                    val_units: v.units.len(),
-                };
-                metrics.write(&Record::Val(vm.clone()))?;
-                cb.on_event(&Event::Validation(vm));
-                last_val = Some(val_loss);
+            let m = self.step(round, &batch, lr, &units, &mut recorder)?;
+            if let Some(w) = &mut self.metrics {
+                w.write(&Record::Train(m.clone()))?;
             }
-            let stop = cfg.max_steps.is_some_and(|m| state.step >= m) || cb.should_stop();
-            if cfg.checkpoints && (round_end || stop || state.step % cfg.checkpoint_every == 0) {
-                let path = save(cfg, &model, &optim, &state, eos, &mut recorder)?;
+            cb.on_step(&m);
+            let round_end = self.state.round_step == steps;
+            if let Some(v) = validation
+                && ((cfg.eval_every > 0 && self.state.step.is_multiple_of(cfg.eval_every))
+                    || round_end)
+            {
+                self.validate(round, v, cb)?;
+            }
+            let stop_here = cfg.max_steps.is_some_and(|m| self.state.step >= m) || cb.should_stop();
+            // One rank's Ctrl-C stops them all at the same step.
+            let stop = cfg
+                .world
+                .sum_f64(&[f64::from(u8::from(stop_here))], "the stop flag")?[0]
+                > 0.0;
+            if cfg.checkpoints
+                && (round_end || stop || self.state.step.is_multiple_of(cfg.checkpoint_every))
+            {
+                let path = self.save(&mut recorder)?;
                 cb.on_event(&Event::Checkpoint {
                     path: path.clone(),
-                    step: state.step,
+                    step: self.state.step,
                 });
-                last_ckpt = Some(path);
+                self.last_ckpt = Some(path);
             }
-            if stop && !round_end {
-                complete = false;
-                break 'rounds;
-            }
-            if stop && round_end && round + 1 < planner.rounds() {
-                complete = false;
-                break 'rounds;
+            if stop {
+                if round_end {
+                    cb.on_event(&Event::RoundEnd {
+                        round,
+                        step: self.state.step,
+                    });
+                }
+                return Ok(RoundEnd::Stopped {
+                    at_round_end: round_end,
+                });
             }
         }
-        if state.round_step < steps {
+        if self.state.round_step < steps {
             // The prefetch thread ended early: only on an error it already sent.
             return Err(Error::Data(format!(
                 "round {} ended at step {} of {steps}",
                 round + 1,
-                state.round_step
+                self.state.round_step
             )));
         }
         cb.on_event(&Event::RoundEnd {
             round,
-            step: state.step,
+            step: self.state.step,
         });
+        Ok(RoundEnd::Done)
     }
-    if complete {
-        state.round = planner.rounds();
+
+    /// One optimizer step on this rank's share of a batch.
+    fn step(
+        &mut self,
+        round: usize,
+        batch: &Batch,
+        lr: f64,
+        units: &[u64],
+        recorder: &mut Option<LossRecorder>,
+    ) -> Result<StepMetrics> {
+        let cfg = self.cfg;
+        let world = &cfg.world;
+        let t0 = Instant::now();
+        let global = cfg.batch_size;
+        let local = forward_backward(&mut self.model, &batch.windows, global, cfg)?;
+        let sum: f64 = local.iter().map(|&l| f64::from(l)).sum();
+        let loss = world.sum_f64(&[sum], "the loss all-reduce")?[0] / global as f64;
+        if !loss.is_finite() {
+            return Err(self.non_finite(round, loss, recorder));
+        }
+        let (grad_norm, comm_grad) = self.optim.reduce_and_clip(&self.model, cfg.grad_clip)?;
+        if !grad_norm.is_finite() {
+            return Err(self.non_finite(round, grad_norm, recorder));
+        }
+        let comm_params = self.optim.step(&mut self.model, lr)?;
+        if cfg.device.is_cuda() {
+            tch::Cuda::synchronize(cfg.device_index());
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        let losses = parallel::gather_shares(world, &local, global, "the unit losses' gather")?;
+        if let Some(r) = recorder {
+            r.record(units, &losses);
+        }
+        let tokens = cfg.batch_tokens();
+        let state = &mut self.state;
+        state.step += 1;
+        state.round_step += 1;
+        state.tokens += tokens;
+        state.last_loss = Some(loss);
+        Ok(StepMetrics {
+            step: state.step,
+            round,
+            round_step: state.round_step,
+            loss,
+            lr,
+            grad_norm,
+            tokens: state.tokens,
+            step_s: dt,
+            tokens_per_s: tokens as f64 / dt,
+            model_flops_per_s: cfg.model.train_flops_per_token(cfg.seq_len) * tokens as f64 / dt,
+            comm_s: comm_grad + comm_params,
+        })
     }
-    finish(
-        cfg,
-        &model,
-        &state,
-        complete,
-        last_ckpt,
-        last_val,
-        &metrics_path,
-    )
+
+    /// The error of a non-finite loss or gradient norm, after saving the last good state (the
+    /// weights are still those of the last good step).
+    fn non_finite(
+        &mut self,
+        round: usize,
+        value: f64,
+        recorder: &mut Option<LossRecorder>,
+    ) -> Error {
+        let path = if self.cfg.checkpoints {
+            match self.save(recorder) {
+                Ok(p) => p,
+                Err(e) => return e,
+            }
+        } else {
+            checkpoint::latest(&self.cfg.checkpoint_dir())
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| PathBuf::from("(none: checkpoints off)"))
+        };
+        Error::NonFinite {
+            step: self.state.step + 1,
+            round: round + 1,
+            loss: value,
+            checkpoint: path.display().to_string(),
+        }
+    }
+
+    fn validate(&mut self, round: usize, v: &Validation, cb: &mut dyn Callbacks) -> Result<()> {
+        let val_loss = evaluate(&self.model, v, self.cfg)?;
+        let vm = ValMetrics {
+            step: self.state.step,
+            round,
+            val_loss,
+            val_units: v.units.len(),
+        };
+        if let Some(w) = &mut self.metrics {
+            w.write(&Record::Val(vm.clone()))?;
+        }
+        cb.on_event(&Event::Validation(vm));
+        self.last_val = Some(val_loss);
+        Ok(())
+    }
+
+    /// Write a checkpoint (rank 0; under ZeRO-1 every rank first hands in its optimizer shard).
+    fn save(&mut self, recorder: &mut Option<LossRecorder>) -> Result<PathBuf> {
+        let cfg = self.cfg;
+        let moments = self.optim.moments()?;
+        let dir = cfg.checkpoint_dir();
+        let path = dir.join(checkpoint::step_dir_name(self.state.step));
+        if cfg.world.is_main() {
+            // Loss records first: a part never refers to steps that no checkpoint holds after a
+            // crash between the two writes, because resume deletes parts past the checkpoint
+            // it loads.
+            if let Some(r) = recorder {
+                r.flush(self.state.step)?;
+            }
+            checkpoint::save(&dir, &self.model, Some(&moments), &self.state, self.eos)?;
+            checkpoint::prune(&dir, cfg.keep_checkpoints)?;
+        }
+        Ok(path)
+    }
+}
+
+/// The weights a fresh run starts from: a seeded random init, or `init_from`'s.
+fn initial_model(cfg: &LoopConfig) -> Result<Model> {
+    let Some(p) = &cfg.init_from else {
+        return Model::new(&cfg.model, cfg.device, cfg.compute, cfg.seed);
+    };
+    // Any Hugging Face LLaMA-family folder: a tinyforge checkpoint, or the student `tinyforge
+    // inherit` wrote.
+    let m = Model::load_hf(p, cfg.device, cfg.compute)?;
+    if !m.config().same_architecture(&cfg.model) {
+        return Err(Error::ckpt(
+            p,
+            format!(
+                "init_from holds another model shape ({:?}) than the run's model ({:?}); set \
+                 the run's model to the folder's config",
+                m.config(),
+                cfg.model
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+/// Every rank must resume from the same checkpoint (a run folder on storage that some rank sees
+/// late, or not at all, would otherwise train diverging copies).
+fn agree_on_checkpoint(world: &World, latest: Option<&Path>) -> Result<()> {
+    if world.size == 1 {
+        return Ok(());
+    }
+    let step = latest
+        .and_then(|p| {
+            p.file_name()?
+                .to_str()?
+                .strip_prefix("step-")?
+                .parse::<f64>()
+                .ok()
+        })
+        .unwrap_or(-1.0);
+    let sums = world.sum_f64(&[step, step * step], "the checkpoint check")?;
+    let n = world.size as f64;
+    if (sums[1] * n - sums[0] * sums[0]).abs() > 0.5 {
+        return Err(Error::Dist(format!(
+            "rank {} finds {} but the ranks disagree on the newest checkpoint: the run folder \
+             must be on storage every rank sees alike",
+            world.rank,
+            latest.map_or("no checkpoint".into(), |p| p.display().to_string())
+        )));
+    }
+    Ok(())
 }
 
 impl LoopConfig {
@@ -413,13 +605,15 @@ impl LoopConfig {
     }
 }
 
-/// Forward and backward over the micro-batches of one step; gradients accumulate in the flat
-/// gradient buffer as the gradient of the mean loss over the whole batch.
+/// Forward and backward over the micro-batches of this rank's share of one step; gradients
+/// accumulate in the flat gradient buffer as this share's part of the gradient of the mean loss
+/// over the whole (`global`-sequence) batch. Returns the share's per-sequence losses.
 fn forward_backward(
     model: &mut Model,
     windows: &Tensor,
+    global: usize,
     cfg: &LoopConfig,
-) -> Result<(f64, Vec<f32>)> {
+) -> Result<Vec<f32>> {
     let n = windows.size()[0];
     model.flat_mut().zero_grad();
     let mut unit_losses = Vec::with_capacity(n as usize);
@@ -428,71 +622,41 @@ fn forward_backward(
         let len = (cfg.micro_batch as i64).min(n - start);
         let micro = data::to_device(&windows.narrow(0, start, len), cfg.device);
         let losses = model.sequence_losses(&micro);
-        (losses.sum(Kind::Float) / n as f64).backward();
+        (losses.sum(Kind::Float) / global as f64).backward();
         let host = losses.detach().to_device(Device::Cpu);
         unit_losses.extend(Vec::<f32>::try_from(&host)?);
         start += len;
     }
-    let loss = unit_losses.iter().map(|&l| l as f64).sum::<f64>() / n as f64;
-    Ok((loss, unit_losses))
+    Ok(unit_losses)
 }
 
-/// Mean loss of the validation units, in inference mode.
+/// Mean loss of the validation units, in inference mode; each rank evaluates its share.
 fn evaluate(model: &Model, v: &Validation, cfg: &LoopConfig) -> Result<f64> {
     let _guard = tch::no_grad_guard();
     let mut total = 0.0;
-    for chunk in v.units.chunks(cfg.micro_batch) {
+    let mine = &v.units[cfg.world.share(v.units.len())];
+    for chunk in mine.chunks(cfg.micro_batch) {
         let w = data::load_batch(v.source.as_ref(), chunk, cfg.seq_len, cfg.model.vocab_size)?;
         let losses = model.sequence_losses(&data::to_device(&w, cfg.device));
         total += losses.sum(Kind::Float).double_value(&[]);
     }
+    let total = cfg
+        .world
+        .sum_f64(&[total], "the validation loss all-reduce")?[0];
     Ok(total / v.units.len().max(1) as f64)
 }
 
-/// The checkpoint of the last good state before a non-finite step (none when checkpoints are
-/// off: then the message names the newest existing one).
-fn save_if(
-    cfg: &LoopConfig,
-    model: &Model,
-    optim: &AdamW,
-    state: &RunState,
-    eos: Option<u32>,
-    recorder: &mut LossRecorder,
-) -> Result<PathBuf> {
-    if cfg.checkpoints {
-        save(cfg, model, optim, state, eos, recorder)
+/// The run's report (rank 0 also writes `report.json` and `loss.svg`; the other ranks, which
+/// hold no metrics file of their own, report what they know).
+fn finish(cfg: &LoopConfig, run: &Run, complete: bool) -> Result<TrainReport> {
+    let (model, state) = (&run.model, &run.state);
+    let metrics_path = cfg.out.join("metrics.jsonl");
+    let main = cfg.world.is_main();
+    let records = if main {
+        metrics::read_records(&metrics_path)?
     } else {
-        Ok(checkpoint::latest(&cfg.checkpoint_dir())?
-            .unwrap_or_else(|| PathBuf::from("(none: checkpoints off)")))
-    }
-}
-
-fn save(
-    cfg: &LoopConfig,
-    model: &Model,
-    optim: &AdamW,
-    state: &RunState,
-    eos: Option<u32>,
-    recorder: &mut LossRecorder,
-) -> Result<PathBuf> {
-    // Loss records first: a part never refers to steps that no checkpoint holds after a crash
-    // between the two writes, because resume deletes parts past the checkpoint it loads.
-    recorder.flush(state.step)?;
-    let path = checkpoint::save(&cfg.checkpoint_dir(), model, Some(optim), state, eos)?;
-    checkpoint::prune(&cfg.checkpoint_dir(), cfg.keep_checkpoints)?;
-    Ok(path)
-}
-
-fn finish(
-    cfg: &LoopConfig,
-    model: &Model,
-    state: &RunState,
-    complete: bool,
-    checkpoint: Option<PathBuf>,
-    last_val: Option<f64>,
-    metrics_path: &Path,
-) -> Result<TrainReport> {
-    let records = metrics::read_records(metrics_path)?;
+        vec![]
+    };
     let train: Vec<&StepMetrics> = records
         .iter()
         .filter_map(|r| {
@@ -504,7 +668,7 @@ fn finish(
         })
         .collect();
     let plot = cfg.out.join("loss.svg");
-    let loss_plot = if train.is_empty() {
+    let loss_plot = if train.is_empty() || !main {
         None
     } else {
         metrics::plot_loss(&records, &plot)?;
@@ -518,7 +682,7 @@ fn finish(
     let mean = |f: fn(&StepMetrics) -> f64| {
         (!steady.is_empty()).then(|| steady.iter().map(|m| f(m)).sum::<f64>() / steady.len() as f64)
     };
-    let last_val = last_val.or_else(|| {
+    let last_val = run.last_val.or_else(|| {
         records.iter().rev().find_map(|r| {
             if let Record::Val(v) = r {
                 Some(v.val_loss)
@@ -546,14 +710,23 @@ fn finish(
         last_val_loss: last_val,
         mean_tokens_per_s: mean(|m| m.tokens_per_s),
         mean_model_flops_per_s: mean(|m| m.model_flops_per_s),
-        checkpoint,
-        metrics: metrics_path.to_path_buf(),
+        mean_comm_s: mean(|m| m.comm_s),
+        world_size: cfg.world.size,
+        zero_stage: match run.optim.sharding() {
+            Sharding::Replicated => 0,
+            Sharding::Zero1 => 1,
+        },
+        optimizer_bytes_per_rank: run.optim.bytes_per_rank(),
+        checkpoint: run.last_ckpt.clone(),
+        metrics: metrics_path,
         loss_plot,
     };
-    fs_err::write(
-        cfg.out.join("report.json"),
-        serde_json::to_vec_pretty(&report).expect("json"),
-    )?;
+    if main {
+        fs_err::write(
+            cfg.out.join("report.json"),
+            serde_json::to_vec_pretty(&report).expect("json"),
+        )?;
+    }
     Ok(report)
 }
 

@@ -61,6 +61,8 @@ pub fn loop_config(out: &Path) -> LoopConfig {
         device: Device::Cpu,
         compute: Kind::Float,
         prefetch: 2,
+        zero_stage: 1,
+        world: Default::default(),
     }
 }
 

@@ -37,6 +37,7 @@ impl Planner for ScoreThenSelect {
         if !self.table.exists() {
             self.scored += 1;
             score_plan(
+                &tinyforge_train::dist::World::single(),
                 model,
                 self.data.clone(),
                 Arc::new(ListPlan(self.first.clone())),
