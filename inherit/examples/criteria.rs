@@ -77,7 +77,8 @@ fn train(data: &Path, out: &Path, model: &str, steps: u64, seed: u64, reuse: boo
         ..opts
     };
     let _ = std::fs::remove_dir_all(out);
-    let report = tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
+    let report =
+        tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
     report.checkpoint.expect("a checkpoint")
 }
 

@@ -6,6 +6,8 @@ pub mod eval;
 pub mod ingest;
 #[cfg(feature = "train")]
 pub mod inherit;
+#[cfg(feature = "train")]
+pub mod launch;
 pub mod plan;
 pub mod run;
 pub mod sample;

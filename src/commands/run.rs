@@ -107,6 +107,8 @@ pub struct TrainStage {
     /// A training config (`tinyforge train CONFIG`); its `data` and `out` are replaced by the
     /// pipeline's folders.
     pub config: PathBuf,
+    /// Train on this many local processes (`tinyforge train --nproc N`).
+    pub nproc: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +237,9 @@ impl PipelineConfig {
             ];
             if self.inherit.is_some() {
                 args.extend(["--init-from".into(), p("inherit")]);
+            }
+            if let Some(n) = train.nproc {
+                args.extend(["--nproc".into(), n.to_string()]);
             }
             push("train", args);
             if let Some(eval) = &self.eval {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::cli::GlobalArgs;
+use crate::commands::launch::{self, DistArgs};
 use crate::progress::{Progress, Unit};
 
 #[derive(Debug, Args)]
@@ -12,7 +13,8 @@ use crate::progress::{Progress, Unit};
 tinyforge score --checkpoint out/train/checkpoints/step-00000400 --data out/shards \\\n    \
 --plan out/train/plans/round-1.json --out out/losses/score-round-1.parquet\n\n\
 Then `tinyforge sample` draws the next round from the table (the train command does all of \
-this itself when its config has several rounds).")]
+this itself when its config has several rounds). `--nproc N` (or torchrun / srun) splits every \
+batch over the ranks; rank 0 writes the table.")]
 pub struct ScoreArgs {
     /// Checkpoint folder (from `tinyforge train`).
     #[arg(long)]
@@ -35,12 +37,20 @@ pub struct ScoreArgs {
     /// auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    #[command(flatten)]
+    pub dist: DistArgs,
 }
 
 pub fn run(args: ScoreArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    if let Some(n) = args.dist.spawns() {
+        return launch::spawn_local(n, &args.dist);
+    }
     let device = tinyforge_train::parse_device(&args.device)?;
+    let (world, device) = launch::join(&args.dist, device)?;
+    let global = &launch::rank_globals(&world, global);
     let progress = Progress::new(global, "score", 0, Unit::Items("batches"));
     let report = tinyforge_train::score_checkpoint(
+        &world,
         &args.checkpoint,
         &args.data,
         &args.plan,
@@ -55,6 +65,8 @@ pub fn run(args: ScoreArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         },
     )?;
     progress.finish();
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    if world.is_main() {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
     Ok(())
 }

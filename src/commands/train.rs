@@ -8,13 +8,20 @@ use clap::{Args, Subcommand};
 use tinyforge_train::{Callbacks, Event, StepMetrics, TrainOptions};
 
 use crate::cli::GlobalArgs;
+use crate::commands::launch::{self, DistArgs};
 use crate::progress::{Progress, Unit};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
 tinyforge train configs/train-tiny.toml\n  \
 tinyforge train configs/train-tiny.toml --steps 50 --out out/try\n  \
-tinyforge train --synthetic --model pangu-1b-pro --seq-len 2048 --batch-size 8 --steps 13 --device cuda\n\n\
+tinyforge train --synthetic --model pangu-1b-pro --seq-len 2048 --batch-size 8 --steps 13 --device cuda\n  \
+tinyforge train configs/train-tiny.toml --nproc 4                  # 4 local ranks (Gloo on CPU, NCCL on GPUs)\n  \
+torchrun --no-python --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint head:29400 \\\n    \
+tinyforge train configs/train-1b.toml\n  \
+srun --ntasks-per-node 8 tinyforge train configs/train-1b.toml      # Slurm, no torchrun\n\n\
+Several ranks split every batch evenly (batch_size must divide by the world size); the run \
+folder must be on storage all of them see; rank 0 writes it and prints the report.\n\n\
 A run folder holds checkpoints/ (Hugging Face safetensors + config.json, optimizer, state), \
 losses/ (per-unit loss tables), metrics.jsonl, loss.svg and report.json. Running the same \
 command again resumes from the newest checkpoint at the exact next batch.")]
@@ -60,10 +67,16 @@ pub struct TrainArgs {
     /// Start from this checkpoint's weights (e.g. inherited from a larger model).
     #[arg(long)]
     pub init_from: Option<PathBuf>,
+    /// Optimizer state over the ranks: 0 replicated (plain data parallel), 1 ZeRO-1 (sharded,
+    /// the paper's setting; default).
+    #[arg(long)]
+    pub zero_stage: Option<u8>,
     /// Benchmark mode: random tokens at the model's shape, no dataset, no checkpoints; prints the
     /// median step time, tokens/s and model FLOP/s over the steps after the first 3.
     #[arg(long)]
     pub synthetic: bool,
+    #[command(flatten)]
+    pub dist: DistArgs,
 }
 
 #[derive(Debug, Args)]
@@ -108,19 +121,40 @@ pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         checkpoint_every: args.checkpoint_every,
         eval_every: args.eval_every,
         init_from: args.init_from.clone(),
+        zero_stage: args.zero_stage,
         ..Default::default()
     };
-    let opts = file.merge(flags);
-    tracing::info!(runtime = %tinyforge_train::runtime_info(), "libtorch");
-    if args.synthetic {
-        return synthetic(opts, global);
+    let mut opts = file.merge(flags);
+    if let Some(n) = args.dist.spawns() {
+        return launch::spawn_local(n, &args.dist);
     }
-    let report = tinyforge_train::train_from_options(&opts, &mut Reporter::new(global))?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    tracing::info!(runtime = %tinyforge_train::runtime_info(), "libtorch");
+    let device = tinyforge_train::parse_device(opts.device.as_deref().unwrap_or("auto"))?;
+    let (world, device) = launch::join(&args.dist, device)?;
+    opts.device = Some(device_name(device));
+    let global = &launch::rank_globals(&world, global);
+    if args.synthetic {
+        return synthetic(opts, &world, global);
+    }
+    let report = tinyforge_train::train_from_options(&opts, &world, &mut Reporter::new(global))?;
+    if world.is_main() {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
     Ok(())
 }
 
-fn synthetic(mut opts: TrainOptions, global: &GlobalArgs) -> anyhow::Result<()> {
+pub(crate) fn device_name(d: tinyforge_train::Device) -> String {
+    match d {
+        tinyforge_train::Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+fn synthetic(
+    mut opts: TrainOptions,
+    world: &tinyforge_train::dist::World,
+    global: &GlobalArgs,
+) -> anyhow::Result<()> {
     let steps = opts.max_steps.take().unwrap_or(13);
     if opts.data.is_none() {
         opts.data = Some("(synthetic)".into());
@@ -130,7 +164,8 @@ fn synthetic(mut opts: TrainOptions, global: &GlobalArgs) -> anyhow::Result<()> 
         opts.out = Some(std::env::temp_dir().join(dir));
     }
     // Random tokens need no tokenizer: a model config without a vocabulary gets a byte-sized one.
-    let cfg = opts.resolve(Some(256))?;
+    let mut cfg = opts.resolve(Some(256))?;
+    cfg.run.world = world.clone();
     let mut reporter = Reporter::new(global);
     reporter.progress.set_total(steps);
     let report = tinyforge_train::synthetic_run(
@@ -143,7 +178,9 @@ fn synthetic(mut opts: TrainOptions, global: &GlobalArgs) -> anyhow::Result<()> 
     let _ = fs_err::remove_dir_all(&cfg.run.out);
     let mut v = serde_json::to_value(&report)?;
     v["runtime"] = tinyforge_train::runtime_info();
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    if world.is_main() {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    }
     Ok(())
 }
 

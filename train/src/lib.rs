@@ -33,6 +33,7 @@ pub use pipeline::{
 };
 pub use score::{ScoreReport, score_plan};
 pub use synthetic::{SequentialPlan, SinglePlan, SyntheticReport, SyntheticTokens, synthetic_run};
+pub use tch::Device;
 pub use tinyforge_model::{AttentionBias, ModelConfig, ModelOptions};
 pub use trainer::{
     Callbacks, Event, LoopConfig, Planner, Silent, TrainReport, Validation, train_with,

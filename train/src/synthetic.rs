@@ -84,6 +84,11 @@ pub struct SyntheticReport {
     pub tokens_per_s: f64,
     pub model_flops_per_s: f64,
     pub last_loss: f64,
+    pub world_size: usize,
+    pub zero_stage: u8,
+    /// Median seconds per step in gradient and parameter collectives.
+    pub median_comm_s: f64,
+    pub optimizer_bytes_per_rank: u64,
 }
 
 /// Train `steps` steps on random tokens at `cfg`'s shape (no checkpoints) and time them.
@@ -109,21 +114,30 @@ pub fn synthetic_run(
     // A fresh folder each time: a synthetic run never resumes.
     let _ = fs_err::remove_dir_all(&cfg.out);
     let report = crate::trainer::train_with(&cfg, data, &mut SinglePlan(plan), None, cb)?;
-    let records = crate::metrics::read_records(&report.metrics)?;
-    let mut times: Vec<f64> = records
-        .iter()
-        .filter_map(|r| match r {
-            crate::metrics::Record::Train(m) if m.step > warmup => Some(m.step_s),
-            _ => None,
-        })
-        .collect();
-    if times.is_empty() {
+    // Rank 0 holds the metrics; the other ranks report the run's shape only.
+    let records = match cfg.world.is_main() {
+        true => crate::metrics::read_records(&report.metrics)?,
+        false => vec![],
+    };
+    let steady = |f: fn(&crate::metrics::StepMetrics) -> f64| -> Vec<f64> {
+        let mut v: Vec<f64> = records
+            .iter()
+            .filter_map(|r| match r {
+                crate::metrics::Record::Train(m) if m.step > warmup => Some(f(m)),
+                _ => None,
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let times = steady(|m| m.step_s);
+    let comm = steady(|m| m.comm_s);
+    if times.is_empty() && cfg.world.is_main() {
         return Err(crate::error::Error::Config(format!(
             "{steps} steps leave none after {warmup} warm-up steps"
         )));
     }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let median = times.get(times.len() / 2).copied().unwrap_or(f64::NAN);
     let tokens = cfg.batch_tokens() as f64;
     Ok(SyntheticReport {
         model: cfg.model.name.clone(),
@@ -142,5 +156,9 @@ pub fn synthetic_run(
         tokens_per_s: tokens / median,
         model_flops_per_s: cfg.model.train_flops_per_token(cfg.seq_len) * tokens / median,
         last_loss: report.last_loss.unwrap_or(f64::NAN),
+        world_size: report.world_size,
+        zero_stage: report.zero_stage,
+        median_comm_s: comm.get(comm.len() / 2).copied().unwrap_or(f64::NAN),
+        optimizer_bytes_per_rank: report.optimizer_bytes_per_rank,
     })
 }

@@ -155,6 +155,8 @@ pub enum Event {
 pub trait Callbacks {
     fn on_step(&mut self, _m: &StepMetrics) {}
     fn on_event(&mut self, _e: &Event) {}
+    /// The model as the run ends (for callers that keep it, or check it).
+    fn on_finish(&mut self, _model: &Model) {}
     /// Checked after every step; `true` writes a checkpoint and returns.
     fn should_stop(&mut self) -> bool {
         false
@@ -237,6 +239,7 @@ pub fn train_with(
         run.state.round = planner.rounds();
     }
     cfg.world.barrier("the end of the run")?;
+    cb.on_finish(&run.model);
     finish(cfg, &run, complete)
 }
 

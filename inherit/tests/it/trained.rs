@@ -37,7 +37,8 @@ fn train(data: &Path, out: &Path, extra: &str, steps: u64) -> PathBuf {
         out: Some(out.into()),
         ..opts
     };
-    let report = tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
+    let report =
+        tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
     // At most `steps`: one pass over the data ends a run earlier.
     assert!(report.steps > 0 && report.steps <= steps, "{report:?}");
     tinyforge_model::newest_step(&out.join("checkpoints"))

@@ -67,7 +67,8 @@ fn two_sampler_rounds_over_a_shard_dataset() {
     let data = byte_dataset(&tmp.path().join("shards"));
     let out = tmp.path().join("run");
     let opts = options(&data, &out);
-    let report = tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
+    let report =
+        tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
     assert!(report.complete, "{report:?}");
     assert_eq!(report.rounds_done, 2);
 
