@@ -3,6 +3,7 @@
 //! and linking eight of them was minutes of every CI run.
 
 mod depcheck;
+mod dist;
 mod eval;
 mod ingest;
 mod inherit;

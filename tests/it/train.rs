@@ -40,7 +40,7 @@ pub(crate) fn dataset(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-fn config(dir: &Path, data: &Path, out: &Path) -> PathBuf {
+pub(crate) fn config(dir: &Path, data: &Path, out: &Path) -> PathBuf {
     let path = dir.join(format!(
         "{}.toml",
         out.file_name().unwrap().to_string_lossy()

@@ -581,7 +581,11 @@ pub struct World {
 
 struct Inner {
     group: Group,
-    store: Store,
+    /// Each rank's last heartbeat (ms since the epoch), key = rank.
+    beats: Store,
+    /// The store as created: on rank 0 without an agent it owns the server, which lives as
+    /// long as this (its clones are clients only).
+    _root: Store,
     backend: Backend,
     timeout: Duration,
     stop: Arc<AtomicBool>,
@@ -627,7 +631,7 @@ impl World {
         }
         let server = !launch.agent_store && launch.rank == 0;
         let prefix = if launch.agent_store {
-            format!("/worker/attempt_{}/", launch.restart)
+            format!("/worker/attempt_{}", launch.restart)
         } else {
             String::new()
         };
@@ -639,9 +643,11 @@ impl World {
             &prefix,
         )?;
         // A relaunch of the same job must not read the previous attempt's keys.
-        let store = root.prefixed("tinyforge/")?;
+        // (c10d's PrefixStore joins prefix and key with a `/`.)
+        let store = root.prefixed("tinyforge")?;
         let stop = Arc::new(AtomicBool::new(false));
-        let beat = store.prefixed("heartbeat/")?;
+        let beats = store.prefixed("heartbeat")?;
+        let beat = store.prefixed("heartbeat")?;
         let (rank, flag) = (launch.rank, stop.clone());
         beat.set(&rank.to_string(), now_ms().to_string().as_bytes())?;
         let heartbeat = std::thread::Builder::new()
@@ -665,7 +671,8 @@ impl World {
             local_rank: launch.local_rank,
             inner: Some(Arc::new(Inner {
                 group,
-                store,
+                beats,
+                _root: root,
                 backend,
                 timeout,
                 stop,
@@ -682,41 +689,24 @@ impl World {
         self.inner.as_ref().map(|i| i.backend)
     }
 
-    /// The error of a failed collective, naming the ranks whose heartbeat stopped.
+    /// The error of a failed collective, naming the ranks whose heartbeat stopped. A peer that
+    /// just died still looks alive for a moment: the heartbeats are read again for up to
+    /// `STALE` and a little more before the answer is "nobody".
     fn failed(&self, inner: &Inner, op: &str, detail: String) -> Error {
-        inner.group.abort();
-        let mut gone = vec![];
-        let mut unreachable = false;
-        let now = now_ms();
-        for r in (0..self.size).filter(|&r| r != self.rank) {
-            let key = format!("heartbeat/{r}");
-            match inner.store.check(&key).and_then(|ok| {
-                if ok {
-                    inner.store.get(&key)
-                } else {
-                    Ok(b"0".to_vec())
-                }
-            }) {
-                Ok(v) => {
-                    let t: u64 = String::from_utf8_lossy(&v).parse().unwrap_or(0);
-                    if now.saturating_sub(t) > STALE.as_millis() as u64 {
-                        gone.push(if t == 0 {
-                            format!("rank {r} (never joined)")
-                        } else {
-                            format!("rank {r} (silent for {:.0} s)", (now - t) as f64 / 1e3)
-                        });
-                    }
-                }
-                Err(_) => {
-                    unreachable = true;
-                    break;
-                }
+        let t0 = std::time::Instant::now();
+        let (gone, unreachable) = loop {
+            let (gone, unreachable) = self.silent_ranks(inner);
+            if !gone.is_empty() || unreachable.is_some() || t0.elapsed() > STALE + STALE / 4 {
+                break (gone, unreachable);
             }
-        }
-        let who = if unreachable {
-            "the rendezvous store is unreachable: its host (rank 0, or the launcher's agent) has \
-             stopped"
-                .to_string()
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        inner.group.abort();
+        let who = if let Some(e) = unreachable {
+            format!(
+                "the rendezvous store is unreachable, so its host (rank 0, or the launcher's \
+                 agent) may have stopped: {e}"
+            )
         } else if gone.is_empty() {
             format!(
                 "every other rank still beats its heartbeat; a rank may have failed on its own \
@@ -731,6 +721,36 @@ impl World {
              Backend: {detail}",
             self.rank, self.size
         ))
+    }
+
+    /// The other ranks whose heartbeat is older than `STALE`, or the store's error.
+    fn silent_ranks(&self, inner: &Inner) -> (Vec<String>, Option<String>) {
+        let mut gone = vec![];
+        let now = now_ms();
+        for r in (0..self.size).filter(|&r| r != self.rank) {
+            let key = r.to_string();
+            let beat = inner.beats.check(&key).and_then(|ok| {
+                if ok {
+                    inner.beats.get(&key)
+                } else {
+                    Ok(b"0".to_vec())
+                }
+            });
+            match beat {
+                Ok(v) => {
+                    let t: u64 = String::from_utf8_lossy(&v).parse().unwrap_or(0);
+                    if now.saturating_sub(t) > STALE.as_millis() as u64 {
+                        gone.push(if t == 0 {
+                            format!("rank {r} (never joined)")
+                        } else {
+                            format!("rank {r} (silent for {:.0} s)", (now - t) as f64 / 1e3)
+                        });
+                    }
+                }
+                Err(e) => return (gone, Some(e.to_string())),
+            }
+        }
+        (gone, None)
     }
 
     fn run(

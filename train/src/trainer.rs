@@ -186,6 +186,8 @@ pub struct TrainReport {
     pub mean_model_flops_per_s: Option<f64>,
     /// Mean seconds per step in gradient and parameter collectives.
     pub mean_comm_s: Option<f64>,
+    /// The checkpoint step this run resumed from (none for a fresh start).
+    pub resumed_from_step: Option<u64>,
     pub world_size: usize,
     /// 0: optimizer state replicated on every rank; 1: ZeRO-1, sharded.
     pub zero_stage: u8,
@@ -263,6 +265,7 @@ struct Run<'a> {
     metrics: Option<MetricsWriter>,
     last_ckpt: Option<PathBuf>,
     last_val: Option<f64>,
+    resumed_from: Option<u64>,
 }
 
 impl<'a> Run<'a> {
@@ -305,10 +308,12 @@ impl<'a> Run<'a> {
             true => Some(MetricsWriter::open(&metrics_path, state.step)?),
             false => None,
         };
+        let resumed_from = latest.is_some().then_some(state.step);
         Ok(Self {
             cfg,
             model,
             optim,
+            resumed_from,
             state,
             eos,
             metrics,
@@ -714,6 +719,7 @@ fn finish(cfg: &LoopConfig, run: &Run, complete: bool) -> Result<TrainReport> {
         mean_tokens_per_s: mean(|m| m.tokens_per_s),
         mean_model_flops_per_s: mean(|m| m.model_flops_per_s),
         mean_comm_s: mean(|m| m.comm_s),
+        resumed_from_step: run.resumed_from,
         world_size: cfg.world.size,
         zero_stage: match run.optim.sharding() {
             Sharding::Replicated => 0,

@@ -258,7 +258,9 @@ fn data_parallel_and_zero1_train_the_single_process_weights() {
     }
     // ZeRO-1 and plain data parallel, same world: the same update.
     let (max, rel) = distance(&by_stage[0], &by_stage[1]);
-    eprintln!("world 4, ZeRO-1 against plain data parallel: max |Δw| {max:.3e}, relative {rel:.3e}");
+    eprintln!(
+        "world 4, ZeRO-1 against plain data parallel: max |Δw| {max:.3e}, relative {rel:.3e}"
+    );
     assert!(max < MAX_ABS && rel < MAX_REL, "{max} {rel}");
 }
 
