@@ -122,7 +122,12 @@ pub fn spawn_local(n: usize, args: &DistArgs) -> anyhow::Result<()> {
     let port = store.port();
     let exe = std::env::current_exe().context("cannot find the tinyforge executable")?;
     let argv = without_nproc(std::env::args_os().skip(1));
-    eprintln!("tinyforge: starting {n} ranks (store at 127.0.0.1:{port})");
+    // As torchrun: ranks share the machine's cores instead of each spawning one thread per core.
+    let threads = std::env::var("OMP_NUM_THREADS").unwrap_or_else(|_| {
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        (cores / n).max(1).to_string()
+    });
+    eprintln!("tinyforge: starting {n} ranks (store at 127.0.0.1:{port}, {threads} threads each)");
     let mut children: Vec<(usize, Child)> = Vec::with_capacity(n);
     for rank in 0..n {
         let child = Command::new(&exe)
@@ -136,6 +141,7 @@ pub fn spawn_local(n: usize, args: &DistArgs) -> anyhow::Result<()> {
             .env("MASTER_PORT", port.to_string())
             .env("TORCHELASTIC_USE_AGENT_STORE", "True")
             .env("TORCHELASTIC_RESTART_COUNT", "0")
+            .env("OMP_NUM_THREADS", &threads)
             .spawn()
             .with_context(|| format!("cannot start rank {rank}"))?;
         children.push((rank, child));
