@@ -232,3 +232,45 @@ fn a_killed_or_hung_rank_stops_the_other_and_a_relaunch_resumes() {
     );
     assert_eq!(again["steps"], r["steps"]);
 }
+
+/// PyTorch's own launcher (the venv's torchrun, agent store and all) starts tinyforge's ranks.
+#[test]
+fn torchrun_launches_tinyforge_train() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let torchrun = root.join(".venv/bin/torchrun");
+    if !torchrun.exists() {
+        assert!(
+            std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
+            "{} missing: run scripts/setup-python",
+            torchrun.display()
+        );
+        eprintln!(
+            "SKIP: {} missing; run scripts/setup-python",
+            torchrun.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(&tmp.path().join("shards"));
+    let out = tmp.path().join("torchrun");
+    let cfg = config(tmp.path(), &data, &out);
+    let bin = assert_cmd::cargo::cargo_bin("tinyforge");
+    let run = Command::new(torchrun)
+        .env("OMP_NUM_THREADS", "1")
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(bin)
+        .args(["--progress", "none", "train"])
+        .arg(&cfg)
+        .args(["--steps", "6", "--dist-timeout", "60"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let r = json(&run.stdout);
+    assert_eq!(r["world_size"], 2);
+    assert_eq!(r["steps"], 6);
+    assert!(out.join("checkpoints/step-00000006").exists());
+}

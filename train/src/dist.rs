@@ -629,6 +629,12 @@ impl World {
         if launch.world == 1 {
             return Ok(Self::single());
         }
+        Self::join_group(launch, backend, timeout)
+    }
+
+    /// As [`World::join`], but a world of one gets a real group too (a check that the backend
+    /// works at all, e.g. a one-rank NCCL communicator on a machine with one GPU).
+    pub fn join_group(launch: &Launch, backend: Backend, timeout: Duration) -> Result<Self> {
         let server = !launch.agent_store && launch.rank == 0;
         let prefix = if launch.agent_store {
             format!("/worker/attempt_{}", launch.restart)
