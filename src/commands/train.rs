@@ -18,8 +18,8 @@ tinyforge train configs/train-tiny.toml --steps 50 --out out/try\n  \
 tinyforge train --synthetic --model pangu-1b-pro --seq-len 2048 --batch-size 8 --steps 13 --device cuda\n  \
 tinyforge train configs/train-tiny.toml --nproc 4                  # 4 local ranks (Gloo on CPU, NCCL on GPUs)\n  \
 torchrun --no-python --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint head:29400 \\\n    \
-tinyforge train configs/train-1b.toml\n  \
-srun --ntasks-per-node 8 tinyforge train configs/train-1b.toml      # Slurm, no torchrun\n\n\
+tinyforge train configs/train-pangu-1b-pro.toml\n  \
+srun --ntasks-per-node 8 tinyforge train configs/train-pangu-1b-pro.toml      # Slurm, no torchrun\n\n\
 Several ranks split every batch evenly (batch_size must divide by the world size); the run \
 folder must be on storage all of them see; rank 0 writes it and prints the report.\n\n\
 A run folder holds checkpoints/ (Hugging Face safetensors + config.json, optimizer, state), \
