@@ -438,3 +438,20 @@ fn shell_words(args: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn train_nproc_reaches_the_train_command_line() {
+        let cfg: PipelineConfig = toml::from_str(
+            "work_dir = \"w\"\n[ingest]\nconfig = \"i.toml\"\n[vocab]\nsize = 8000\n[train]\nconfig = \"t.toml\"\nnproc = 4\n",
+        )
+        .unwrap();
+        let stages = cfg.stages(Path::new("w")).unwrap();
+        let train = stages.iter().find(|s| s.name == "train").unwrap();
+        let at = train.args.iter().position(|a| a == "--nproc").unwrap();
+        assert_eq!(train.args[at + 1], "4");
+    }
+}
