@@ -257,6 +257,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_train_configs_resolve() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+        let mut seen = 0;
+        for e in fs_err::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if !(name.starts_with("train-") && name.ends_with(".toml")) {
+                continue;
+            }
+            let cfg = TrainOptions::load(&p)
+                .and_then(|o| o.resolve(Some(48_000)))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            if name == "train-pangu-1b-pro.toml" {
+                assert_eq!(cfg.run.zero_stage, 1);
+                assert!(cfg.run.batch_size.is_multiple_of(8), "splits over 8 GPUs");
+            }
+            seen += 1;
+        }
+        assert!(seen >= 3, "{seen} train configs in {}", dir.display());
+    }
+
+    #[test]
     fn rounds_parse_from_toml_and_flags_override() {
         let o: TrainOptions = toml::from_str(
             r#"
