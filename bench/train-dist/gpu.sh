@@ -12,18 +12,30 @@
 #   bench/train-dist/gpu.sh                         # on the GPU machine
 #   DEVICE=cpu bench/train-dist/gpu.sh              # the same steps on CPU over Gloo, small sizes
 #
-# Environment: TINYFORGE (default target/debug/tinyforge), COLLECTIVES (default
-# target/debug/examples/collectives), PYTHON (whose torch/lib the binaries load), OUT (logs).
+# Environment: TINYFORGE, COLLECTIVES (default: unpacked from bench/gpu/bundle.sh's out/gpu/bin
+# when there, else target/debug/tinyforge and target/debug/examples/collectives), PYTHON (whose
+# torch/lib the binaries load), OUT (logs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DEVICE="${DEVICE:-cuda}"
-TINYFORGE="${TINYFORGE:-$ROOT/target/debug/tinyforge}"
-COLLECTIVES="${COLLECTIVES:-$ROOT/target/debug/examples/collectives}"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$ROOT/.venv/bin/python" ]]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT"
+unpack() { # name default
+  local xz="$ROOT/${BUNDLE:-out/gpu}/bin/$1.xz"
+  if [[ -f "$xz" ]]; then
+    mkdir -p "$OUT/bin"
+    "$PYTHON" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$xz" "$OUT/bin/$1"
+    chmod +x "$OUT/bin/$1"
+    echo "$OUT/bin/$1"
+  else
+    echo "$2"
+  fi
+}
+TINYFORGE="${TINYFORGE:-$(unpack tinyforge "$ROOT/target/debug/tinyforge")}"
+COLLECTIVES="${COLLECTIVES:-$(unpack collectives "$ROOT/target/debug/examples/collectives")}"
 TORCH_LIB="$("$PYTHON" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 if [[ "$DEVICE" == cuda ]]; then
