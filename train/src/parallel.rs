@@ -175,7 +175,8 @@ impl Optimizer {
         Ok(t0.elapsed().as_secs_f64())
     }
 
-    /// The moments of the whole buffer (a collective under ZeRO-1: every rank calls it).
+    /// The moments of the whole buffer (a collective under ZeRO-1: every rank calls it, and
+    /// gets them on the host).
     pub fn moments(&self) -> Result<Moments> {
         let Some(z) = &self.zero else {
             return Ok(Moments {
@@ -191,7 +192,8 @@ impl Optimizer {
                 (Kind::Float, m.device()),
             );
             self.world.all_gather(&out, &own, what)?;
-            Ok(out.narrow(0, 0, self.numel))
+            // To host at once: the device holds one whole moment at a time, never both.
+            Ok(out.narrow(0, 0, self.numel).to_device(tch::Device::Cpu))
         };
         Ok(Moments {
             exp_avg: gather(&self.adamw.exp_avg, "optimizer all-gather (exp_avg)")?,
