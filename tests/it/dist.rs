@@ -274,3 +274,30 @@ fn torchrun_launches_tinyforge_train() {
     assert_eq!(r["steps"], 6);
     assert!(out.join("checkpoints/step-00000006").exists());
 }
+
+/// A batch that does not split over the ranks is refused with the fix, and the `--nproc`
+/// launcher reports which rank failed first.
+#[test]
+fn an_uneven_batch_is_refused_and_the_launcher_names_the_failed_rank() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(&tmp.path().join("shards"));
+    let cfg = config(tmp.path(), &data, &tmp.path().join("uneven"));
+    let out = tinyforge()
+        .arg("train")
+        .arg(&cfg)
+        .args(["--nproc", "3", "--dist-timeout", "20"])
+        .assert()
+        .failure()
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("batch_size 8 does not split over 3 ranks") && err.contains("(e.g. 9)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("of 3 exited with status 1 first")
+            && err.contains("run the same command again"),
+        "{err}"
+    );
+}
