@@ -17,6 +17,12 @@ pub fn step_dir_name(step: u64) -> String {
     format!("step-{step:08}")
 }
 
+/// The step of a checkpoint folder named `step-N` (none for any other name, temporary ones
+/// included).
+pub fn step_of_dir_name(name: &str) -> Option<u64> {
+    name.strip_prefix("step-")?.parse().ok()
+}
+
 /// The newest complete checkpoint `step-N` in `dir` (temporary folders are ignored), if any.
 pub fn newest_step(dir: &Path) -> Result<Option<PathBuf>> {
     if !dir.exists() {
@@ -26,9 +32,7 @@ pub fn newest_step(dir: &Path) -> Result<Option<PathBuf>> {
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(step) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.parse::<u64>().ok())
+        if let Some(step) = step_of_dir_name(&name)
             && best.as_ref().is_none_or(|(b, _)| step > *b)
         {
             best = Some((step, entry.path()));

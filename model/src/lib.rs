@@ -13,7 +13,9 @@ mod weights;
 
 pub use config::{AttentionBias, ModelConfig, ModelOptions, builtin_names};
 pub use error::{Error, Result};
-pub use folder::{CONFIG_FILE, INDEX_FILE, MODEL_FILE, newest_step, step_dir_name};
+pub use folder::{
+    CONFIG_FILE, INDEX_FILE, MODEL_FILE, newest_step, step_dir_name, step_of_dir_name,
+};
 pub use hf::{SUPPORTED_MODEL_TYPES, eos_token_id, from_hf_config, read_hf_config};
 pub use tensors::{Role, TensorSpec, tensor_specs};
 pub use weights::{Weights, write_safetensors};

@@ -79,7 +79,7 @@ impl RunState {
     }
 }
 
-pub use tinyforge_model::step_dir_name;
+pub use tinyforge_model::{step_dir_name, step_of_dir_name};
 
 /// The AdamW moments of the whole flat buffer (gathered from the ranks under ZeRO-1).
 pub struct Moments {
@@ -162,9 +162,7 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
     let mut steps: Vec<(u64, PathBuf)> = fs_err::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().to_string();
-            n.strip_prefix("step-")
-                .and_then(|s| s.parse().ok())
+            tinyforge_model::step_of_dir_name(&e.file_name().to_string_lossy())
                 .map(|s| (s, e.path()))
         })
         .collect();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, bounded};
 use tch::{Device, Kind, Tensor};
 
+use crate::dist::World;
 use crate::error::{Error, Result};
 
 /// Token windows of training units: unit `u` at sequence length `L` is tokens
@@ -69,7 +70,8 @@ impl RoundPlan for ListPlan {
     }
 }
 
-/// One step's worth of input: unit ids and their windows as an int64 tensor `[B, L + 1]`.
+/// One step's worth of input: the plan's units of the step, and the windows of this rank's
+/// share of them (`units[world.share(units.len())]`) as an int64 tensor `[B / world, L + 1]`.
 pub struct Batch {
     pub step: u64,
     pub units: Vec<u64>,
@@ -104,22 +106,27 @@ pub fn load_batch(
 }
 
 /// Batches of steps `from..plan.steps()` read on a background thread, a few steps ahead of the
-/// GPU, pinned-free CPU tensors moved to `device` by the consumer.
+/// GPU, pinned-free CPU tensors moved to `device` by the consumer. Each rank of `world` reads
+/// the windows of its own share of every batch only.
+#[allow(clippy::too_many_arguments)]
 pub fn prefetch(
     source: Arc<dyn UnitSource>,
     plan: Arc<dyn RoundPlan>,
+    world: &World,
     from: u64,
     seq_len: usize,
     vocab: usize,
     depth: usize,
 ) -> Receiver<Result<Batch>> {
     let (tx, rx) = bounded(depth.max(1));
+    let world = world.clone();
     std::thread::Builder::new()
         .name("tinyforge-prefetch".into())
         .spawn(move || {
             for step in from..plan.steps() {
                 let item = plan.batch(step).and_then(|units| {
-                    let windows = load_batch(source.as_ref(), &units, seq_len, vocab)?;
+                    let mine = &units[world.share(units.len())];
+                    let windows = load_batch(source.as_ref(), mine, seq_len, vocab)?;
                     Ok(Batch {
                         step,
                         units,

@@ -6,13 +6,11 @@
 //! the summed gradient is the gradient of the mean loss over the whole batch; clipping uses the
 //! global norm; AdamW runs term by term as on one process (over a shard under ZeRO-1).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use tch::{Kind, Tensor};
 
 use crate::checkpoint::Moments;
-use crate::data::RoundPlan;
 use crate::dist::World;
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -121,8 +119,11 @@ impl Optimizer {
         let grad = model.flat().grad();
         let t0 = Instant::now();
         let Some(z) = &mut self.zero else {
-            self.world.all_reduce_sum(&grad, "gradient all-reduce")?;
-            sync(model);
+            // A world of one has nothing to sum, nor a collective to time.
+            if self.world.size > 1 {
+                self.world.all_reduce_sum(&grad, "gradient all-reduce")?;
+                sync(model);
+            }
             let comm = t0.elapsed().as_secs_f64();
             return Ok((clip_grad_norm(model, max_norm), comm));
         };
@@ -203,25 +204,9 @@ impl Optimizer {
 }
 
 /// Wait for queued CUDA work so step timings and collectives' clocks mean something.
-fn sync(model: &Model) {
+pub(crate) fn sync(model: &Model) {
     if let tch::Device::Cuda(i) = model.device() {
         tch::Cuda::synchronize(i as i64);
-    }
-}
-
-/// This rank's share of every batch of a plan: what its prefetch thread reads.
-pub struct RankPlan {
-    pub inner: Arc<dyn RoundPlan>,
-    pub world: World,
-}
-
-impl RoundPlan for RankPlan {
-    fn steps(&self) -> u64 {
-        self.inner.steps()
-    }
-    fn batch(&self, step: u64) -> Result<Vec<u64>> {
-        let all = self.inner.batch(step)?;
-        Ok(all[self.world.share(all.len())].to_vec())
     }
 }
 

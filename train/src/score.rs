@@ -13,7 +13,7 @@ use crate::dist::World;
 use crate::error::Result;
 use crate::losses;
 use crate::model::Model;
-use crate::parallel::{RankPlan, gather_shares};
+use crate::parallel::gather_shares;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoreReport {
@@ -48,11 +48,7 @@ pub fn score_plan(
     let t0 = Instant::now();
     let total = limit_batches.map_or(plan.steps(), |l| l.min(plan.steps()));
     let (mut units, mut values) = (Vec::new(), Vec::new());
-    let mine: Arc<dyn RoundPlan> = Arc::new(RankPlan {
-        inner: plan.clone(),
-        world: world.clone(),
-    });
-    let rx = data::prefetch(data, mine, 0, seq_len, model.config().vocab_size, 4);
+    let rx = data::prefetch(data, plan, world, 0, seq_len, model.config().vocab_size, 4);
     for batch in rx.iter().take(total as usize) {
         let batch = batch?;
         let mut batch_values = Vec::with_capacity(batch.units.len());
@@ -68,19 +64,10 @@ pub fn score_plan(
             batch_values.extend(Vec::<f32>::try_from(&l)?);
             start += len;
         }
-        if world.size == 1 {
-            units.extend_from_slice(&batch.units);
-            values.extend(batch_values);
-        } else {
-            let all = plan.batch(batch.step)?;
-            values.extend(gather_shares(
-                world,
-                &batch_values,
-                all.len(),
-                "the score gather",
-            )?);
-            units.extend(all);
-        }
+        // Every rank's share, in rank order: the plan's order of the batch.
+        let all = gather_shares(world, &batch_values, batch.units.len(), "the score gather")?;
+        values.extend(all);
+        units.extend_from_slice(&batch.units);
         progress(batch.step + 1, total);
     }
     if world.is_main() {

@@ -16,7 +16,7 @@ use crate::losses::LossRecorder;
 use crate::metrics::{self, MetricsWriter, Record, StepMetrics, ValMetrics};
 use crate::model::Model;
 use crate::optim::{self, AdamWConfig, Schedule};
-use crate::parallel::{self, Optimizer, RankPlan, Sharding};
+use crate::parallel::{self, Optimizer, Sharding};
 use tinyforge_model::ModelConfig;
 
 /// Everything the loop needs, validated (see `options::TrainOptions` for the TOML side).
@@ -361,13 +361,10 @@ impl<'a> Run<'a> {
             false => None,
         };
         // Each rank reads only its own share of every batch.
-        let mine: Arc<dyn RoundPlan> = Arc::new(RankPlan {
-            inner: plan.clone(),
-            world: cfg.world.clone(),
-        });
         let batches = data::prefetch(
             data,
-            mine,
+            plan,
+            &cfg.world,
             start,
             cfg.seq_len,
             cfg.model.vocab_size,
@@ -376,14 +373,7 @@ impl<'a> Run<'a> {
         for batch in batches {
             let batch = batch?;
             let lr = schedule.lr(self.state.round_step);
-            // Rank 0 records the losses of the whole batch, gathered in rank order: the plan's
-            // order of its units.
-            let units = match (&recorder, cfg.world.size) {
-                (None, _) => vec![],
-                (Some(_), 1) => batch.units.clone(),
-                (Some(_), _) => plan.batch(batch.step)?,
-            };
-            let m = self.step(round, &batch, lr, &units, &mut recorder)?;
+            let m = self.step(round, &batch, lr, &mut recorder)?;
             if let Some(w) = &mut self.metrics {
                 w.write(&Record::Train(m.clone()))?;
             }
@@ -444,7 +434,6 @@ impl<'a> Run<'a> {
         round: usize,
         batch: &Batch,
         lr: f64,
-        units: &[u64],
         recorder: &mut Option<LossRecorder>,
     ) -> Result<StepMetrics> {
         let cfg = self.cfg;
@@ -462,13 +451,13 @@ impl<'a> Run<'a> {
             return Err(self.non_finite(round, grad_norm, recorder));
         }
         let comm_params = self.optim.step(&mut self.model, lr)?;
-        if cfg.device.is_cuda() {
-            tch::Cuda::synchronize(cfg.device_index());
-        }
+        parallel::sync(&self.model);
         let dt = t0.elapsed().as_secs_f64();
+        // Rank 0 records the losses of the whole batch, gathered in rank order: the plan's
+        // order of its units.
         let losses = parallel::gather_shares(world, &local, global, "the unit losses' gather")?;
         if let Some(r) = recorder {
-            r.record(units, &losses);
+            r.record(&batch.units, &losses);
         }
         let tokens = cfg.batch_tokens();
         let state = &mut self.state;
@@ -583,14 +572,8 @@ fn agree_on_checkpoint(world: &World, latest: Option<&Path>) -> Result<()> {
         return Ok(());
     }
     let step = latest
-        .and_then(|p| {
-            p.file_name()?
-                .to_str()?
-                .strip_prefix("step-")?
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(-1.0);
+        .and_then(|p| checkpoint::step_of_dir_name(&p.file_name()?.to_string_lossy()))
+        .map_or(-1.0, |s| s as f64);
     let sums = world.sum_f64(&[step, step * step], "the checkpoint check")?;
     let n = world.size as f64;
     if (sums[1] * n - sums[0] * sums[0]).abs() > 0.5 {
@@ -602,15 +585,6 @@ fn agree_on_checkpoint(world: &World, latest: Option<&Path>) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-impl LoopConfig {
-    fn device_index(&self) -> i64 {
-        match self.device {
-            Device::Cuda(i) => i as i64,
-            _ => 0,
-        }
-    }
 }
 
 /// Forward and backward over the micro-batches of this rank's share of one step; gradients

@@ -103,8 +103,8 @@ impl World {
             timeout,
             &prefix,
         )?;
-        // A relaunch of the same job must not read the previous attempt's keys.
-        // (c10d's PrefixStore joins prefix and key with a `/`.)
+        // Our keys apart from the launcher's (a relaunch gets a fresh attempt prefix above).
+        // c10d's PrefixStore joins prefix and key with a `/`.
         let store = root.prefixed("tinyforge")?;
         let stop = Arc::new(AtomicBool::new(false));
         let beats = store.prefixed("heartbeat")?;
