@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::train::{config, dataset, json, tinyforge};
+use crate::train::{config, dataset, json, tinyforge, train_report};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -27,25 +27,12 @@ fn nproc_2_trains_both_rounds_and_scores_like_one_process() {
     let data = dataset(&tmp.path().join("shards"));
     let one = tmp.path().join("one");
     let two = tmp.path().join("two");
-    let single = json(
-        &tinyforge()
-            .arg("train")
-            .arg(config(tmp.path(), &data, &one))
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
-    let out = tinyforge()
-        .arg("train")
-        .arg(config(tmp.path(), &data, &two))
-        .args(["--nproc", "2", "--dist-timeout", "60"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
+    let single = train_report(&config(tmp.path(), &data, &one), &[]);
     // Rank 0 alone prints the report.
-    let report = json(&out.stdout);
+    let report = train_report(
+        &config(tmp.path(), &data, &two),
+        &["--nproc", "2", "--dist-timeout", "60"],
+    );
     assert_eq!(report["world_size"], 2);
     assert_eq!(report["zero_stage"], 1);
     assert_eq!(report["complete"], true);
@@ -207,29 +194,13 @@ fn a_killed_or_hung_rank_stops_the_other_and_a_relaunch_resumes() {
     // 3. A relaunch on one machine's `--nproc 2` resumes from the newest checkpoint and ends.
     let resumed_from = newest_step(&out);
     assert!(resumed_from >= next);
-    let run = tinyforge()
-        .arg("train")
-        .arg(&cfg)
-        .args(["--nproc", "2", "--dist-timeout", "60"])
-        .assert()
-        .success()
-        .get_output()
-        .clone();
-    let r = json(&run.stdout);
+    let r = train_report(&cfg, &["--nproc", "2", "--dist-timeout", "60"]);
     assert_eq!(r["resumed_from_step"], resumed_from, "{r}");
     assert_eq!(r["complete"], true);
     assert_eq!(r["rounds_done"], 2);
 
     // 4. One process reads the finished folder (another world size): nothing left to do.
-    let again = json(
-        &tinyforge()
-            .arg("train")
-            .arg(&cfg)
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let again = train_report(&cfg, &[]);
     assert_eq!(again["steps"], r["steps"]);
 }
 

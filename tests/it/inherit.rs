@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::train::{dataset, json, tinyforge};
+use crate::train::{dataset, json, tinyforge, train_report};
 
 fn train_config(path: &Path, model: Option<&str>, data: &Path, out: &Path, steps: u64) {
     let model = model
@@ -89,17 +89,7 @@ fn train_inherit_then_train_from_the_student() {
     let cfg = tmp.path().join("student-train.toml");
     let run = tmp.path().join("student-run");
     train_config(&cfg, None, &data, &run, 10);
-    let trained = json(
-        &tinyforge()
-            .arg("train")
-            .arg(&cfg)
-            .arg("--init-from")
-            .arg(&student)
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let trained = train_report(&cfg, &["--init-from", student.to_str().unwrap()]);
     let first = trained["first_loss"].as_f64().unwrap();
     assert!(
         (first - cal["student_loss"].as_f64().unwrap()).abs() < 0.5,

@@ -67,6 +67,20 @@ pub(crate) fn tinyforge() -> Command {
     c
 }
 
+/// `tinyforge train CONFIG ARGS…`, which must succeed: its JSON report.
+pub(crate) fn train_report(config: &Path, args: &[&str]) -> serde_json::Value {
+    json(
+        &tinyforge()
+            .arg("train")
+            .arg(config)
+            .args(args)
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    )
+}
+
 pub(crate) fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
 }
@@ -110,15 +124,7 @@ fn train_killed_and_resumed_equals_straight_then_score() {
     let straight = tmp.path().join("straight");
     let resumed = tmp.path().join("resumed");
 
-    let out = tinyforge()
-        .arg("train")
-        .arg(config(tmp.path(), &data, &straight))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report = json(&out);
+    let report = train_report(&config(tmp.path(), &data, &straight), &[]);
     assert_eq!(report["complete"], true);
     assert_eq!(report["rounds_done"], 2);
     assert!(
@@ -128,16 +134,7 @@ fn train_killed_and_resumed_equals_straight_then_score() {
 
     // A stop by step budget, then a real SIGKILL mid-run, then a resume to the end.
     let cfg = config(tmp.path(), &data, &resumed);
-    let r = json(
-        &tinyforge()
-            .arg("train")
-            .arg(&cfg)
-            .args(["--steps", "7"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let r = train_report(&cfg, &["--steps", "7"]);
     assert_eq!(r["complete"], false);
     assert_eq!(r["steps"], 7);
     let bin = assert_cmd::cargo::cargo_bin("tinyforge");
@@ -157,15 +154,7 @@ fn train_killed_and_resumed_equals_straight_then_score() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    let r = json(
-        &tinyforge()
-            .arg("train")
-            .arg(&cfg)
-            .assert()
-            .success()
-            .get_output()
-            .stdout,
-    );
+    let r = train_report(&cfg, &[]);
     assert_eq!(r["complete"], true);
     assert_eq!(r["steps"], report["steps"]);
     assert!(

@@ -19,20 +19,7 @@ fn export(dir: &std::path::Path, cfg: &ModelConfig, seed: u64) -> Model {
             }
         }
     });
-    let state = RunState {
-        format: checkpoint::FORMAT.into(),
-        version: checkpoint::VERSION,
-        step: 0,
-        round: 0,
-        round_step: 0,
-        round_steps: 0,
-        tokens: 0,
-        seed,
-        rng_word_pos: 0,
-        last_loss: None,
-        model: cfg.clone(),
-        files: Default::default(),
-    };
+    let state = RunState::fresh(seed, cfg);
     checkpoint::save(dir, &model, None, &state, Some(0)).unwrap();
     model
 }
