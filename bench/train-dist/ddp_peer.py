@@ -1,5 +1,5 @@
-"""PyTorch peer for the data-parallel benchmark: the LLaMA-style decoder of bench/train-gpu/torch_peer.py
-(pre-RMSNorm, SwiGLU, RoPE, untied head) under torch.nn.parallel.DistributedDataParallel, launched by
+"""PyTorch peer for the data-parallel benchmark: the LLaMA-style decoder of bench/train-gpu/peer_model.py
+(pre-RMSNorm, SwiGLU, RoPE, untied head; the model torch_peer.py trains) under torch.nn.parallel.DistributedDataParallel, launched by
 torchrun, Gloo on CPU (float32) or NCCL on CUDA (bf16 autocast). The global batch is split over the
 ranks as tinyforge splits it. Each step also times a bare all-reduce of a flat fp32 buffer of the
 model's size (the collective tinyforge's plain data parallel runs once per step; DDP runs it in
@@ -8,9 +8,12 @@ buckets overlapped with backward, so it has no separate time of its own).
   torchrun --nproc-per-node 2 bench/train-dist/ddp_peer.py --device cpu --dim 64 --layers 2 ...
 
 Rank 0 prints a SUMMARY line: median step time, tokens/s of the whole batch, median all-reduce time."""
-import argparse, os, time
-import torch, torch.nn as nn, torch.nn.functional as F
+import argparse, os, sys, time
+import torch, torch.nn as nn
 import torch.distributed as dist
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train-gpu"))
+from peer_model import Model  # noqa: E402  (the same model as bench/train-gpu/torch_peer.py)
 
 p = argparse.ArgumentParser()
 p.add_argument("--device", choices=["cuda", "cpu"], default="cpu")
@@ -21,7 +24,6 @@ p.add_argument("--batch", type=int, default=16, help="global batch (sequences)")
 p.add_argument("--steps", type=int, default=23)
 a = p.parse_args()
 D, L, H, FF, V, T = a.dim, a.layers, a.heads, a.ffn, a.vocab, a.seq
-HD = D // H
 cuda = a.device == "cuda"
 dist.init_process_group("nccl" if cuda else "gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
@@ -31,47 +33,8 @@ dev = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "
 if cuda:
     torch.cuda.set_device(dev)
 
-class RMSNorm(nn.Module):
-    def __init__(s, d):
-        super().__init__(); s.w = nn.Parameter(torch.ones(d))
-    def forward(s, x):
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).to(x.dtype) * s.w
-
-class Block(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.n1, s.n2 = RMSNorm(D), RMSNorm(D)
-        s.qkv = nn.Linear(D, 3 * D, bias=False); s.o = nn.Linear(D, D, bias=False)
-        s.up = nn.Linear(D, 2 * FF, bias=False); s.down = nn.Linear(FF, D, bias=False)
-    def forward(s, h, cos, sin):
-        b, t, _ = h.shape
-        q, k, v = s.qkv(s.n1(h)).view(b, t, 3, H, HD).permute(2, 0, 3, 1, 4)
-        def rope(x):
-            x1, x2 = x[..., : HD // 2], x[..., HD // 2 :]
-            return x * cos + torch.cat([-x2, x1], -1) * sin
-        att = F.scaled_dot_product_attention(rope(q), rope(k), v, is_causal=True)
-        h = h + s.o(att.transpose(1, 2).reshape(b, t, D))
-        g, u = s.up(s.n2(h)).chunk(2, -1)
-        return h + s.down(F.silu(g) * u)
-
-class Model(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.emb = nn.Embedding(V, D); s.blocks = nn.ModuleList(Block() for _ in range(L))
-        s.norm = RMSNorm(D); s.head = nn.Linear(D, V, bias=False)
-        inv = 1.0 / (10000 ** (torch.arange(0, HD, 2).float() / HD))
-        fr = torch.arange(T).float()[:, None] * inv[None]; fr = torch.cat([fr, fr], 1)
-        dt = torch.bfloat16 if cuda else torch.float32
-        s.register_buffer("cos", fr.cos().to(dt)); s.register_buffer("sin", fr.sin().to(dt))
-    def forward(s, x, y):
-        h = s.emb(x)
-        for blk in s.blocks:
-            h = blk(h, s.cos, s.sin)
-        return F.cross_entropy(s.head(s.norm(h)).view(-1, V).float(), y.view(-1))
-
 torch.manual_seed(0)
-m = Model().to(dev)
+m = Model(D, L, H, FF, V, T, torch.bfloat16 if cuda else torch.float32).to(dev)
 n = sum(q.numel() for q in m.parameters())
 ddp = nn.parallel.DistributedDataParallel(m)
 opt = torch.optim.AdamW(m.parameters(), lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, fused=cuda)

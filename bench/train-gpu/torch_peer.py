@@ -8,11 +8,14 @@ fused AdamW, eager or torch.compile. Run it on the same GPU in the same run as t
 Prints one line per step and a final SUMMARY line (median step time over steps after warm-up,
 tokens/s, model TFLOP/s counted as 6*N*tokens + attention, peak memory).
 
-tinyforge copy (bench/train-gpu/): identical on CUDA; `--device cpu` runs the same model in
+tinyforge copy (bench/train-gpu/): identical on CUDA, with the model in peer_model.py (shared with
+bench/train-dist/ddp_peer.py); `--device cpu` runs the same model in
 float32 (no autocast: tinyforge's CPU path is fp32 too) with the default (foreach) AdamW, for a
 CPU-sized comparison on machines without a GPU."""
 import argparse, time
-import torch, torch.nn as nn, torch.nn.functional as F
+import torch
+
+from peer_model import Model
 
 p = argparse.ArgumentParser()
 p.add_argument("--mode", choices=["eager", "compile"], default="eager")
@@ -23,51 +26,10 @@ p.add_argument("--batch", type=int, default=8); p.add_argument("--steps", type=i
 p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
 a = p.parse_args()
 D, L, H, FF, V, T, B = a.dim, a.layers, a.heads, a.ffn, a.vocab, a.seq, a.batch
-HD = D // H
-
-class RMSNorm(nn.Module):
-    def __init__(s, d):
-        super().__init__(); s.w = nn.Parameter(torch.ones(d))
-    def forward(s, x):
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).to(x.dtype) * s.w
-
-class Block(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.n1, s.n2 = RMSNorm(D), RMSNorm(D)
-        s.qkv = nn.Linear(D, 3 * D, bias=False); s.o = nn.Linear(D, D, bias=False)
-        s.up = nn.Linear(D, 2 * FF, bias=False); s.down = nn.Linear(FF, D, bias=False)
-    def forward(s, h, cos, sin):
-        b, t, _ = h.shape
-        q, k, v = s.qkv(s.n1(h)).view(b, t, 3, H, HD).permute(2, 0, 3, 1, 4)
-        def rope(x):
-            x1, x2 = x[..., : HD // 2], x[..., HD // 2 :]
-            return x * cos + torch.cat([-x2, x1], -1) * sin
-        att = F.scaled_dot_product_attention(rope(q), rope(k), v, is_causal=True)
-        h = h + s.o(att.transpose(1, 2).reshape(b, t, D))
-        g, u = s.up(s.n2(h)).chunk(2, -1)
-        return h + s.down(F.silu(g) * u)
-
-class Model(nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.emb = nn.Embedding(V, D); s.blocks = nn.ModuleList(Block() for _ in range(L))
-        s.norm = RMSNorm(D); s.head = nn.Linear(D, V, bias=False)
-        inv = 1.0 / (10000 ** (torch.arange(0, HD, 2).float() / HD))
-        fr = torch.arange(T).float()[:, None] * inv[None]; fr = torch.cat([fr, fr], 1)
-        dt = torch.bfloat16 if a.device == "cuda" else torch.float32
-        s.register_buffer("cos", fr.cos().to(dt)); s.register_buffer("sin", fr.sin().to(dt))
-    def forward(s, x, y):
-        h = s.emb(x)
-        for blk in s.blocks:
-            h = blk(h, s.cos, s.sin)
-        return F.cross_entropy(s.head(s.norm(h)).view(-1, V).float(), y.view(-1))
-
 dev = a.device
 cuda = dev == "cuda"
 sync = torch.cuda.synchronize if cuda else (lambda: None)
-m = Model().to(dev)
+m = Model(D, L, H, FF, V, T, torch.bfloat16 if cuda else torch.float32).to(dev)
 n = sum(q.numel() for q in m.parameters())
 opt = torch.optim.AdamW(m.parameters(), lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1, fused=cuda)
 f = torch.compile(m) if a.mode == "compile" else m
