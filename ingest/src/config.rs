@@ -131,35 +131,7 @@ pub struct InputSpec {
     pub keep: Vec<String>,
 }
 
-/// Which slice of the work this process does: task `index` of `count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl Shard {
-    pub const ALL: Shard = Shard { index: 0, count: 1 };
-
-    /// Parses `i/n` with `0 <= i < n`.
-    pub fn parse(text: &str) -> Result<Shard, String> {
-        let (index, count) = text
-            .split_once('/')
-            .ok_or_else(|| format!("`{text}` is not of the form i/n (for example 0/4)"))?;
-        let index: usize = index
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad task index in `{text}`"))?;
-        let count: usize = count
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad task count in `{text}`"))?;
-        if count == 0 || index >= count {
-            return Err(format!("`{text}`: need 0 <= i < n"));
-        }
-        Ok(Shard { index, count })
-    }
-}
+pub use tinyforge_task::Shard;
 
 /// The validated configuration the stage runs on.
 #[derive(Debug, Clone)]
@@ -396,13 +368,6 @@ mod tests {
             expand("price $5").unwrap_err(),
             "environment variable `5` is not set (in `price $5`)"
         );
-    }
-
-    #[test]
-    fn shard_parsing() {
-        assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
-        assert!(Shard::parse("4/4").is_err());
-        assert!(Shard::parse("x").is_err());
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 
+    #[error(transparent)]
+    Lock(#[from] tinyforge_task::LockError),
+
     #[error("{file}: {key}: {message}")]
     Config {
         file: String,

@@ -91,7 +91,7 @@ pub struct PartInfo {
     pub text_bytes: u64,
 }
 
-/// Writes one part to `<name>.<pid>.tmp`, renamed to `<name>` by [`PartWriter::finish`].
+/// Writes one part to `.<name>.tmp-<pid>`, renamed to `<name>` by [`PartWriter::finish`].
 /// Row groups are cut after the row that brings the group's text to `row_group_bytes`, and
 /// each group is handed to the Parquet writer in one piece, so the file's bytes depend only on
 /// the sequence of rows, never on how they arrived in batches.
@@ -116,7 +116,7 @@ impl PartWriter {
         row_group_bytes: u64,
     ) -> Result<PartWriter> {
         let final_path = dir.join(name);
-        let tmp_path = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let tmp_path = tinyforge_task::temp_path(&final_path);
         let file = fs_err::File::create(&tmp_path)?.into_parts().0;
         let level =
             ZstdLevel::try_new(zstd_level).map_err(|err| Error::Internal(err.to_string()))?;
@@ -223,16 +223,5 @@ impl PartWriter {
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!("{name}.{}.tmp", std::process::id()));
-    {
-        let mut file = fs_err::File::create(&tmp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
-    }
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    Ok(tinyforge_task::write_atomic(path, bytes)?)
 }

@@ -170,9 +170,7 @@ impl Plan {
 
     /// The chunks task `shard` does: every n-th, so tasks get a similar mix of inputs.
     pub fn task_chunks(&self, shard: crate::config::Shard) -> Vec<usize> {
-        (0..self.chunks.len())
-            .filter(|c| c % shard.count == shard.index)
-            .collect()
+        (0..self.chunks.len()).filter(|&c| shard.owns(c)).collect()
     }
 
     /// File name of part `part` of chunk `chunk`: `part-00007.parquet`, then

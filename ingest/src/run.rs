@@ -63,10 +63,12 @@ pub fn ingest(
 ) -> Result<Report> {
     let start = Instant::now();
     let plan = Plan::build(config)?;
+    // Tasks of one run share the folder; each locks its own name, so a second copy of a task
+    // (a requeue while the first still runs) stops here, naming the first.
+    let _lock = tinyforge_task::TaskLock::acquire(&config.out, config.shard, "ingest")?;
     if options.force {
         clean_output(&config.out, true)?;
     }
-    fs_err::create_dir_all(&config.out)?;
     let state = State::open(&config.out, &plan)?;
     let schema = schema(&config.keep_columns);
     let filter = config
@@ -158,7 +160,9 @@ fn remove_stale_temporaries(state: &State, pending: &[usize]) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if name.ends_with(".tmp") && prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+            let stale = tinyforge_task::temp_target(&name)
+                .is_some_and(|target| prefixes.iter().any(|p| target.starts_with(p.as_str())));
+            if stale {
                 fs_err::remove_file(&path)?;
             }
         }
@@ -185,7 +189,7 @@ pub(crate) fn build_report(
     Report {
         out: config.out.display().to_string(),
         complete,
-        shard: format!("{}/{}", config.shard.index, config.shard.count),
+        shard: config.shard.to_string(),
         files: plan.files.len(),
         chunks_total: plan.chunks.len(),
         chunks_task: 0,
@@ -374,7 +378,7 @@ impl<'a> ChunkSink<'a> {
             config.row_group_bytes,
         )?);
         let rejects_path = context.state.rejects_path(chunk);
-        let rejects_tmp = rejects_path.with_extension(format!("jsonl.{}.tmp", std::process::id()));
+        let rejects_tmp = tinyforge_task::temp_path(&rejects_path);
         Ok(ChunkSink {
             context,
             chunk,

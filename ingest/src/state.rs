@@ -183,12 +183,14 @@ pub fn clean_output(out: &Path, all: bool) -> Result<()> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let ours = name.starts_with("part-")
-                || name.starts_with("chunk-")
-                || name == MANIFEST
-                || name == REJECTS
-                || name == "plan.json";
-            if ours && path.is_file() && (all || name.ends_with(".tmp")) {
+            let temp = tinyforge_task::temp_target(&name);
+            let target = temp.unwrap_or(&name);
+            let ours = target.starts_with("part-")
+                || target.starts_with("chunk-")
+                || target == MANIFEST
+                || target == REJECTS
+                || target == "plan.json";
+            if ours && path.is_file() && (all || temp.is_some()) {
                 fs_err::remove_file(&path)?;
             }
         }

@@ -13,7 +13,7 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
-use crate::plan::{UnitRef, temporary_path};
+use crate::plan::UnitRef;
 
 /// Rows per Parquet row group: big enough to compress well, small enough that a reader holds
 /// only a few MB at a time.
@@ -55,7 +55,7 @@ impl LossTableWriter {
     /// Starts a loss table for round `round` at `path`.
     pub fn create(path: impl AsRef<Path>, round: u16) -> Result<LossTableWriter> {
         let path = path.as_ref().to_path_buf();
-        let tmp = temporary_path(&path);
+        let tmp = tinyforge_task::temp_path(&path);
         let file = fs_err::File::create(&tmp)?;
         // Unit ids of a round arrive in plan order, which is random: delta coding gains little,
         // so plain + zstd. Losses are noise in the low mantissa bits: byte-stream-split groups

@@ -534,22 +534,9 @@ pub fn rank_bounds(batch: u32, rank: u32, world: u32) -> (u64, u64) {
     )
 }
 
-/// A temporary name beside `path`, renamed over it when complete, so readers never see a
-/// partial file under the final name.
-pub(crate) fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 pub(crate) fn write_header(path: &Path, header: &PlanHeader) -> Result<()> {
-    let tmp = temporary_path(path);
     let mut text = serde_json::to_string_pretty(header)
         .map_err(|e| Error::Internal(format!("serialising a plan header: {e}")))?;
     text.push('\n');
-    fs_err::write(&tmp, text)?;
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    Ok(tinyforge_task::write_atomic(path, text.as_bytes())?)
 }

@@ -18,9 +18,7 @@ use crate::error::{Error, Result};
 use crate::keyed::{Permutation, derive_key, gumbel, mix64, tag};
 use crate::locate::Locator;
 use crate::losses::{LossChunk, LossTableReader};
-use crate::plan::{
-    ListOrder, Plan, PlanHeader, PlanOrder, SelectionInfo, UnitRef, temporary_path, write_header,
-};
+use crate::plan::{ListOrder, Plan, PlanHeader, PlanOrder, SelectionInfo, UnitRef, write_header};
 use crate::topk::{Scored, TopK};
 
 /// How items are scored.
@@ -445,7 +443,7 @@ pub fn select_next_round(
         derive_key(&[config.seed, round as u64, tag::SHUFFLE]),
     );
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "selection made");
-    let tmp = temporary_path(&units_path);
+    let tmp = tinyforge_task::temp_path(&units_path);
     {
         let mut writer = BufWriter::with_capacity(1 << 20, fs_err::File::create(&tmp)?);
         const BLOCK: u64 = 1 << 20;

@@ -11,6 +11,9 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] std::io::Error),
 
+    #[error(transparent)]
+    Lock(#[from] tinyforge_task::LockError),
+
     /// `manifest.json` is missing a field, has a wrong type, or contradicts itself.
     #[error("{path}: invalid manifest: {message}")]
     Manifest { path: PathBuf, message: String },

@@ -24,9 +24,7 @@ pub use format::{
     DEFAULT_ZSTD_LEVEL, DocEntry, Dtype, FORMAT_NAME, FORMAT_VERSION, checksum, checksum_string,
 };
 pub use iter::{Chunks, Prefetch, PrefetchOptions};
-pub use manifest::{
-    DatasetHeader, MANIFEST_FILE, Manifest, ShardEntry, TaskInfo, tmp_path, write_atomic,
-};
+pub use manifest::{DatasetHeader, MANIFEST_FILE, Manifest, ShardEntry, TaskInfo};
 pub use merge::merge;
 pub use reader::{Dataset, DocumentRef, ReaderOptions};
 pub use verify::{Problem, VerifyReport, verify};

@@ -1,6 +1,5 @@
 //! `manifest.json`: the only file a reader parses when it opens a dataset.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -143,7 +142,7 @@ impl Manifest {
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
         json.push(b'\n');
-        write_atomic(&path, &json)?;
+        tinyforge_task::write_atomic(&path, &json)?;
         Ok(path)
     }
 }
@@ -156,22 +155,4 @@ pub struct DatasetHeader {
     pub dtype: Dtype,
     pub eos_id: u32,
     pub frame_tokens: u32,
-}
-
-/// Writes `bytes` to `path` so that readers see either the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let mut file = fs_err::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    fs_err::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// `name.tmp` beside `path`: partial files never carry their final name.
-pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
 }

@@ -30,7 +30,7 @@ pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
             )));
         }
     }
-    fs_err::create_dir_all(out)?;
+    let _lock = tinyforge_task::TaskLock::acquire(out, tinyforge_task::Shard::ALL, "shards merge")?;
     let out_abs = fs_err::canonicalize(out)?;
     let mut shards = Vec::new();
     for (dir, manifest) in parts {

@@ -1,7 +1,7 @@
 //! Writing shards: documents in, zstd frames and an index out, under a temporary name until the
 //! shard is complete.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -9,7 +9,8 @@ use crate::format::{
     self, DEFAULT_ZSTD_LEVEL, DocEntry, Dtype, FrameEntry, SKIPPABLE_INDEX, TRAILER_LEN, Trailer,
     checksum, checksum_string,
 };
-use crate::manifest::{DatasetHeader, ShardEntry, tmp_path};
+use crate::manifest::{DatasetHeader, ShardEntry};
+use tinyforge_task::AtomicFile;
 
 /// Settings of a shard writer.
 #[derive(Debug, Clone)]
@@ -59,8 +60,7 @@ impl ShardOptions {
 pub struct ShardWriter {
     options: ShardOptions,
     final_path: PathBuf,
-    tmp_path: PathBuf,
-    out: BufWriter<fs_err::File>,
+    out: AtomicFile,
     hasher: xxhash_rust::xxh3::Xxh3,
     compressor: zstd::bulk::Compressor<'static>,
     /// Tokens of the frame being filled.
@@ -74,19 +74,17 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
-    /// Starts `path` (written as `path.tmp` until [`ShardWriter::finish`]).
+    /// Starts `path` (written under [`tinyforge_task::temp_path`] until [`ShardWriter::finish`]).
     pub fn create(path: &Path, options: ShardOptions) -> Result<Self> {
         options.check()?;
-        let tmp = tmp_path(path);
-        let file = fs_err::File::create(&tmp)?;
+        let out = AtomicFile::create(path)?;
         let compressor = zstd::bulk::Compressor::new(options.zstd_level)?;
         let mut writer = Self {
             pending: Vec::with_capacity(options.frame_tokens as usize),
             layout: Vec::with_capacity(options.frame_tokens as usize * options.dtype.width()),
             options,
             final_path: path.to_path_buf(),
-            tmp_path: tmp,
-            out: BufWriter::with_capacity(1 << 20, file),
+            out,
             hasher: xxhash_rust::xxh3::Xxh3::new(),
             compressor,
             offset: 0,
@@ -191,10 +189,7 @@ impl ShardWriter {
         index.extend_from_slice(&doc_table);
         index.extend_from_slice(&trailer.encode());
         self.emit(&index)?;
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs_err::rename(&self.tmp_path, &self.final_path)?;
+        self.out.commit()?;
         Ok(ShardEntry {
             file: self
                 .final_path

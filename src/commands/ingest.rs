@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use tinyforge_ingest::{
-    Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions, Shard,
+    Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions,
 };
+use tinyforge_task::ShardSpec;
 
 use crate::cli::GlobalArgs;
 use crate::progress::{Progress, Unit};
@@ -53,9 +54,9 @@ pub struct IngestArgs {
     /// SQL predicate documents must satisfy, e.g. "lang IN ('zh','en') AND length(text) > 200".
     #[arg(long = "where")]
     pub where_sql: Option<String>,
-    /// Do only task i of n (0-based), e.g. 3/8.
-    #[arg(long, value_parser = Shard::parse)]
-    pub shard: Option<Shard>,
+    /// Do only task i of n (0-based), e.g. 3/8: every n-th chunk of the input. `auto` takes i and n from an array job (SLURM_ARRAY_TASK_ID and _COUNT; JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX with `auto/N`).
+    #[arg(long)]
+    pub shard: Option<ShardSpec>,
     /// Only finalize a folder whose chunks n tasks have written: cross-task dedup, manifest.
     #[arg(long, conflicts_with = "shard")]
     pub merge: bool,
@@ -132,7 +133,8 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             OnError::Skip
         });
     }
-    let config = options.resolve(&origin, args.shard.unwrap_or(Shard::ALL))?;
+    let shard = args.shard.unwrap_or_default().resolve()?;
+    let config = options.resolve(&origin, shard)?;
     let run_options = RunOptions {
         force: args.force,
         merge_only: args.merge,

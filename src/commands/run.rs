@@ -338,7 +338,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             );
         }
         let record = run_stage(&exe, stage, global)?;
-        write_atomically(&record_path, &serde_json::to_vec_pretty(&record)?)?;
+        tinyforge_task::write_atomic(&record_path, &serde_json::to_vec_pretty(&record)?)?;
         if !global.quiet {
             eprintln!(
                 "[{}/{}] {}: done in {:.1}s",
@@ -415,13 +415,6 @@ fn progress_flag(global: &GlobalArgs) -> &'static str {
         ProgressMode::Json => "json",
         ProgressMode::None => "none",
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)?;
-    Ok(())
 }
 
 /// A command line as a person would type it (arguments with spaces quoted).

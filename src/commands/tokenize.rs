@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use tinyforge_task::ShardSpec;
 use tinyforge_tokenize::{TokenizeConfig, TokenizeEvent, tokenize};
 
 use crate::cli::GlobalArgs;
@@ -25,9 +26,10 @@ pub struct TokenizeArgs {
     /// Dataset folder to write (manifest.json + shard files). A rerun resumes in it.
     #[arg(long)]
     pub out: PathBuf,
-    /// This task's part of the documents, `i/n` (0-based): a contiguous range of row groups.
-    #[arg(long, default_value = "0/1", value_parser = parse_task)]
-    pub shard: (u32, u32),
+    /// This task's part of the documents, `i/n` (0-based): a contiguous range of row groups,
+    /// so `shards merge` of the tasks in order is the one-process stream. `auto` takes i and n from an array job (SLURM_ARRAY_TASK_ID and _COUNT; JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX with `auto/N`).
+    #[arg(long, default_value = "0/1")]
+    pub shard: ShardSpec,
     /// Start a new shard file after this many tokens (documents never straddle shards).
     #[arg(long, default_value_t = 1 << 28)]
     pub shard_tokens: u64,
@@ -51,25 +53,9 @@ pub struct TokenizeArgs {
     pub eos: Option<String>,
 }
 
-fn parse_task(text: &str) -> Result<(u32, u32), String> {
-    let (i, n) = text.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
-    let i: u32 = i
-        .trim()
-        .parse()
-        .map_err(|_| format!("{i:?} is not a task index"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("{n:?} is not a task count"))?;
-    if n == 0 || i >= n {
-        return Err(format!("task {i}/{n}: need 0 <= i < n"));
-    }
-    Ok((i, n))
-}
-
 pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let config = TokenizeConfig {
-        task: args.shard,
+        task: args.shard.resolve()?,
         shard_tokens: args.shard_tokens,
         frame_tokens: args.frame_tokens,
         zstd_level: args.zstd_level,

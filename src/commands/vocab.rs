@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use tinyforge_task::ShardSpec;
 use tinyforge_vocab::{
-    BaseTokenizer, CountConfig, Counts, CoverageCurve, DEFAULT_KS, PruneConfig, Shard, Target,
+    BaseTokenizer, CountConfig, Counts, CoverageCurve, DEFAULT_KS, PruneConfig, Target,
 };
 
 use crate::cli::GlobalArgs;
@@ -50,9 +51,9 @@ pub struct CountArgs {
     /// Counts table to write (Parquet: token_id, token, count).
     #[arg(long)]
     pub out: PathBuf,
-    /// Count only this task's part of the input: row groups i, i+n, i+2n, ...
+    /// Count only this task's part of the input, `i/n`: row groups i, i+n, i+2n, ... `auto` takes i and n from an array job (SLURM_ARRAY_TASK_ID and _COUNT; JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX with `auto/N`).
     #[arg(long, default_value = "0/1")]
-    pub shard: Shard,
+    pub shard: ShardSpec,
     /// k at which coverage is reported (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub k: Vec<usize>,
@@ -144,11 +145,12 @@ fn load_base(path: Option<PathBuf>) -> anyhow::Result<BaseTokenizer> {
 fn count(args: CountArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let base = load_base(args.tokenizer)?;
+    let shard = args.shard.resolve()?;
     let config = CountConfig {
-        shard: args.shard,
+        shard,
         ..CountConfig::default()
     };
-    let rows = tinyforge_vocab::shard_rows(&args.docs, args.shard)?;
+    let rows = tinyforge_vocab::shard_rows(&args.docs, shard)?;
     let progress = Progress::new(global, "vocab count", rows, Unit::Items("documents"));
     let count_start = Instant::now();
     let counts = tinyforge_vocab::count_documents(&args.docs, &base, &config, &|p| {

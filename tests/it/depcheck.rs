@@ -7,20 +7,26 @@ use std::process::Command;
 
 /// Each workspace crate and the workspace crates it may depend on (normal dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
+    ("tinyforge-task", &[]),
     ("tinyforge-model", &[]),
     ("tinyforge-sql", &[]),
-    ("tinyforge-ingest", &["tinyforge-sql"]),
+    ("tinyforge-ingest", &["tinyforge-task", "tinyforge-sql"]),
     ("tinyforge-pretok", &[]),
     (
         "tinyforge-vocab",
-        &["tinyforge-model", "tinyforge-pretok", "tinyforge-sql"],
+        &[
+            "tinyforge-task",
+            "tinyforge-model",
+            "tinyforge-pretok",
+            "tinyforge-sql",
+        ],
     ),
-    ("tinyforge-shards", &[]),
+    ("tinyforge-shards", &["tinyforge-task"]),
     (
         "tinyforge-tokenize",
-        &["tinyforge-shards", "tinyforge-pretok"],
+        &["tinyforge-task", "tinyforge-shards", "tinyforge-pretok"],
     ),
-    ("tinyforge-sampler", &[]),
+    ("tinyforge-sampler", &["tinyforge-task"]),
     (
         "tinyforge-train",
         &["tinyforge-model", "tinyforge-shards", "tinyforge-sampler"],

@@ -113,9 +113,39 @@ fn four_tasks_merged_hold_the_single_run_stream() {
     let single = root.path().join("single");
     tokenize(&single, &[]);
     let mut tasks = Vec::new();
-    for i in 0..4 {
+    for i in 0..4u32 {
         let dir = root.path().join(format!("tasks/t{i}"));
-        tokenize(&dir, &["--shard", &format!("{i}/4")]);
+        if i % 2 == 0 {
+            tokenize(&dir, &["--shard", &format!("{i}/4")]);
+        } else {
+            // As a Slurm `--array=1-4` task would run it.
+            let output = tinyforge()
+                .arg("tokenize")
+                .arg(fixtures().join("docs"))
+                .arg("--tokenizer")
+                .arg(fixtures().join("tokenizer.json"))
+                .arg("--out")
+                .arg(&dir)
+                .args([
+                    "--shard-tokens",
+                    "2500",
+                    "--frame-tokens",
+                    "200",
+                    "--shard",
+                    "auto",
+                ])
+                .env("SLURM_ARRAY_TASK_ID", (i + 1).to_string())
+                .env("SLURM_ARRAY_TASK_MIN", "1")
+                .env("SLURM_ARRAY_TASK_MAX", "4")
+                .env("SLURM_ARRAY_TASK_COUNT", "4")
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         tasks.push(dir);
     }
     let merged = root.path().join("merged");
@@ -168,7 +198,7 @@ fn resume_after_a_kill_gives_the_same_bytes() {
     );
     assert!(out.join("shard-000001.tfs").exists());
     // A half-written file from the moment of the kill must not survive either.
-    std::fs::write(out.join("shard-000002.tfs.tmp"), b"partial").unwrap();
+    std::fs::write(out.join(".shard-000002.tfs.tmp-999"), b"partial").unwrap();
 
     let report = tokenize(&out, &[]);
     assert_eq!(
@@ -176,7 +206,59 @@ fn resume_after_a_kill_gives_the_same_bytes() {
         "shard 0 was recorded, shard 1 was not"
     );
     assert_eq!(files(&out), files(&clean));
-    assert!(!out.join("shard-000002.tfs.tmp").exists());
+    assert!(!out.join(".shard-000002.tfs.tmp-999").exists());
+}
+
+#[test]
+fn a_second_writer_of_a_task_is_told_who_holds_it() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("t1");
+    let shard = tinyforge_task::Shard { index: 1, count: 4 };
+    let held = tinyforge_task::TaskLock::acquire(&out, shard, "tokenize").unwrap();
+    let output = tinyforge()
+        .arg("tokenize")
+        .arg(fixtures().join("docs"))
+        .arg("--tokenizer")
+        .arg(fixtures().join("tokenizer.json"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--shard", "1/4"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("being written by another task")
+            && stderr.contains(&format!("pid {}", std::process::id()))
+            && stderr.contains("t1"),
+        "{stderr}"
+    );
+    drop(held);
+    // Once the holder lets go, the task runs.
+    tokenize(&out, &["--shard", "1/4"]);
+
+    let output = tinyforge()
+        .args([
+            "tokenize",
+            "docs",
+            "--tokenizer",
+            "t.json",
+            "--out",
+            "x",
+            "--shard",
+            "auto",
+        ])
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env_remove("AWS_BATCH_JOB_ARRAY_INDEX")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no array index in the environment"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -10,6 +10,9 @@ pub enum Error {
     Io(#[from] std::io::Error),
 
     #[error(transparent)]
+    Lock(#[from] tinyforge_task::LockError),
+
+    #[error(transparent)]
     Shards(#[from] tinyforge_shards::Error),
 
     #[error("{path}: cannot load tokenizer: {message}")]

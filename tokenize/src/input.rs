@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tinyforge_task::Shard;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, UInt64Type};
@@ -77,21 +78,20 @@ impl Inputs {
         self.groups.iter().map(|g| g.rows).sum()
     }
 
-    /// The row groups of task `index` of `count`: a contiguous run, chosen by where each group's
-    /// first row falls among all rows, so tasks get similar row counts and their outputs
+    /// The row groups of task `shard`: a contiguous run ([`Shard::range`] of the rows), chosen
+    /// by where each group's first row falls, so tasks get similar row counts and their outputs
     /// concatenated in task order are the single-run order.
-    pub fn task_groups(&self, index: u32, count: u32) -> Vec<RowGroup> {
-        let total = u128::from(self.rows());
-        let lo = total * u128::from(index) / u128::from(count);
-        let hi = total * u128::from(index + 1) / u128::from(count);
-        let mut start = 0u128;
+    pub fn task_groups(&self, shard: Shard) -> Vec<RowGroup> {
+        let rows = shard.range(self.rows());
+        let last = shard.index + 1 == shard.count;
+        let mut start = 0u64;
         let mut picked = Vec::new();
         for group in &self.groups {
             // Empty row groups go with the task owning the next row, so none is lost or doubled.
-            if start >= lo && start < hi || (index + 1 == count && start >= hi) {
+            if rows.contains(&start) || (last && start >= rows.end) {
                 picked.push(group.clone());
             }
-            start += u128::from(group.rows);
+            start += group.rows;
         }
         picked
     }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tinyforge_task::{Shard, TaskLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,8 +27,8 @@ pub struct TokenizeConfig {
     pub docs_dir: PathBuf,
     pub tokenizer: PathBuf,
     pub out: PathBuf,
-    /// Task `index` of `count` (0-based).
-    pub task: (u32, u32),
+    /// This task's contiguous part of the documents (row groups).
+    pub task: Shard,
     pub shard_tokens: u64,
     pub frame_tokens: u32,
     pub zstd_level: i32,
@@ -46,7 +47,7 @@ impl TokenizeConfig {
             docs_dir,
             tokenizer,
             out,
-            task: (0, 1),
+            task: Shard::ALL,
             shard_tokens: 1 << 28,
             frame_tokens: 2048,
             zstd_level: tinyforge_shards::DEFAULT_ZSTD_LEVEL,
@@ -57,12 +58,6 @@ impl TokenizeConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let (index, count) = self.task;
-        if count == 0 || index >= count {
-            return Err(Error::Config(format!(
-                "--shard {index}/{count}: need 0 <= i < n"
-            )));
-        }
         if self.shard_tokens == 0 || self.frame_tokens == 0 || self.batch_rows == 0 {
             return Err(Error::Config(
                 "shard tokens, frame tokens and batch rows must be positive".into(),
@@ -90,7 +85,7 @@ pub enum TokenizeEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProgressRecord {
     run: String,
-    task: (u32, u32),
+    task: Shard,
     /// Documents of this task covered by `shards`.
     documents_done: u64,
     text_bytes_done: u64,
@@ -108,8 +103,7 @@ pub fn tokenize(
     let tokenizer = TokenizerInfo::load(&config.tokenizer, config.eos.as_deref())?;
     let inputs = Inputs::list(&config.docs_dir)?;
     let run = run_fingerprint(config, &tokenizer, &inputs);
-    let (index, count) = config.task;
-    let groups = inputs.task_groups(index, count);
+    let groups = inputs.task_groups(config.task);
     let header = DatasetHeader {
         tokenizer_sha256: tokenizer.sha256.clone(),
         vocab_size: tokenizer.vocab_size,
@@ -117,12 +111,13 @@ pub fn tokenize(
         eos_id: tokenizer.eos_id,
         frame_tokens: config.frame_tokens,
     };
-    let task = (count > 1).then(|| TaskInfo {
-        index,
-        count,
+    let task = (!config.task.is_all()).then(|| TaskInfo {
+        index: config.task.index,
+        count: config.task.count,
         run: run.clone(),
     });
-    fs_err::create_dir_all(&config.out)?;
+    let _lock = TaskLock::acquire(&config.out, config.task, "tokenize")?;
+    remove_temporaries(&config.out)?;
     let progress_path = config.out.join(PROGRESS_FILE);
     let mut record = load_progress(&progress_path, &run, config.task, &config.out)?;
     let resumed_shards = record.shards.len();
@@ -261,11 +256,28 @@ fn run_fingerprint(config: &TokenizeConfig, tokenizer: &TokenizerInfo, inputs: &
     hash.update(config.shard_tokens.to_le_bytes());
     hash.update(config.frame_tokens.to_le_bytes());
     hash.update(config.zstd_level.to_le_bytes());
-    hash.update(config.task.1.to_le_bytes());
+    hash.update(config.task.count.to_le_bytes());
     hex::encode(&hash.finalize()[..16])
 }
 
-fn load_progress(path: &Path, run: &str, task: (u32, u32), out: &Path) -> Result<ProgressRecord> {
+/// What a killed writer of this folder left under temporary names (the lock says none runs now).
+fn remove_temporaries(out: &Path) -> Result<()> {
+    for entry in fs_err::read_dir(out)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name
+            .as_deref()
+            .and_then(tinyforge_task::temp_target)
+            .is_some()
+            && path.is_file()
+        {
+            fs_err::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}
+
+fn load_progress(path: &Path, run: &str, task: Shard, out: &Path) -> Result<ProgressRecord> {
     let fresh = ProgressRecord {
         run: run.to_owned(),
         task,
@@ -291,7 +303,7 @@ fn load_progress(path: &Path, run: &str, task: (u32, u32), out: &Path) -> Result
     if record.run != run || record.task != task {
         return Err(Error::OtherRun {
             path: out.to_path_buf(),
-            detail: format!("run {} task {:?}", record.run, record.task),
+            detail: format!("run {} task {}", record.run, record.task),
         });
     }
     // A recorded shard must still be there, whole; otherwise redo everything after the last good one.
@@ -313,6 +325,6 @@ fn load_progress(path: &Path, run: &str, task: (u32, u32), out: &Path) -> Result
 
 fn save_progress(path: &Path, record: &ProgressRecord) -> Result<()> {
     let json = serde_json::to_vec_pretty(record).map_err(|e| Error::Internal(e.to_string()))?;
-    tinyforge_shards::write_atomic(path, &json)?;
+    tinyforge_task::write_atomic(path, &json)?;
     Ok(())
 }

@@ -26,7 +26,7 @@ use tinyforge_pretok::Splitter;
 use crate::base::BaseTokenizer;
 use crate::counts::Counts;
 use crate::error::{Error, Result};
-use crate::shard::Shard;
+use tinyforge_task::Shard;
 
 /// Options of one counting run.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! tokenizer's SHA-256, the shard and the documents/bytes counted, so that `merge` can check
 //! partials belong together and `prune` can refuse counts of another tokenizer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
@@ -16,7 +16,7 @@ use parquet::file::properties::WriterProperties;
 
 use crate::base::BaseTokenizer;
 use crate::error::{Error, Result};
-use crate::shard::Shard;
+use tinyforge_task::Shard;
 
 const KEY_SHA: &str = "tinyforge.tokenizer_sha256";
 const KEY_SHARD: &str = "tinyforge.shard";
@@ -79,13 +79,14 @@ impl Counts {
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_key_value_metadata(Some(metadata))
             .build();
-        let tmp = tmp_path(path);
-        let file = fs_err::File::create(&tmp)?;
+        let file = tinyforge_task::AtomicFile::create(path)?;
         let mut writer =
-            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(&tmp, e))?;
-        writer.write(&batch).map_err(|e| Error::parquet(&tmp, e))?;
-        writer.close().map_err(|e| Error::parquet(&tmp, e))?;
-        fs_err::rename(&tmp, path)?;
+            ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(path, e))?;
+        writer.write(&batch).map_err(|e| Error::parquet(path, e))?;
+        writer
+            .into_inner()
+            .map_err(|e| Error::parquet(path, e))?
+            .commit()?;
         Ok(())
     }
 
@@ -165,7 +166,7 @@ impl Counts {
             ))
         })?;
         let shard = get(KEY_SHARD)
-            .map(|s| s.parse::<Shard>().map_err(invalid))
+            .map(|s| s.parse::<Shard>().map_err(|e| invalid(e.to_string())))
             .transpose()?
             .unwrap_or_default();
         let number = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
@@ -224,10 +225,4 @@ fn key_values(kv: Option<&Vec<KeyValue>>) -> Vec<(String, String)> {
             .collect()
     })
     .unwrap_or_default()
-}
-
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
-    path.with_file_name(name)
 }

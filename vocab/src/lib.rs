@@ -20,7 +20,6 @@ mod merge;
 mod prune;
 mod rewrite;
 mod select;
-mod shard;
 
 pub use base::{AddedToken, BaseTokenizer, Family};
 pub use count::{
@@ -33,4 +32,4 @@ pub use idmap::{ID_MAP_FORMAT, ID_MAP_VERSION, IdMap};
 pub use merge::merge_counts;
 pub use prune::{KeptBreakdown, ModelReport, Outputs, PruneConfig, PruneReport, prune};
 pub use select::{Selection, Target, minimum_size, select};
-pub use shard::Shard;
+pub use tinyforge_task::Shard;

@@ -9,7 +9,7 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 
 use crate::counts::Counts;
 use crate::error::{Error, Result};
-use crate::shard::Shard;
+use tinyforge_task::Shard;
 
 /// The query: one row per token id, counts summed; a token id spelled differently in two
 /// partials means they were made with different tokenizers.

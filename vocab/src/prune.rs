@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::base::{BaseTokenizer, Family};
-use crate::counts::{Counts, tmp_path};
+use crate::counts::Counts;
 use crate::coverage::CoverageCurve;
 use crate::error::{Error, Result};
 use crate::idmap::{ID_MAP_FORMAT, ID_MAP_VERSION, IdMap};
@@ -227,11 +227,6 @@ fn verify_written(path: &Path, base: &BaseTokenizer, new_to_old: &[u32]) -> Resu
     Ok(())
 }
 
-/// Writes `bytes` to a temporary file and renames it into place, so readers never see half a
-/// file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    fs_err::write(&tmp, bytes)?;
-    fs_err::rename(&tmp, path)?;
-    Ok(())
+    Ok(tinyforge_task::write_atomic(path, bytes)?)
 }

@@ -169,11 +169,11 @@ fn resume_skips_finished_chunks() -> Result {
     }
     std::fs::remove_file(out.join("_manifest.json"))?;
     std::fs::remove_file(out.join("part-00005.parquet"))?;
-    std::fs::write(out.join("part-00006.parquet.999.tmp"), b"partial")?;
+    std::fs::write(out.join(".part-00006.parquet.tmp-999"), b"partial")?;
     let second = run(options(&root, &out))?;
     assert_eq!(second.chunks_resumed, first.chunks_total - removed);
     assert_eq!(second.documents_out, first.documents_out);
-    assert!(!out.join("part-00006.parquet.999.tmp").exists());
+    assert!(!out.join(".part-00006.parquet.tmp-999").exists());
     assert_eq!(folder_bytes(&out)?, folder_bytes(&reference)?);
     Ok(())
 }

@@ -176,7 +176,7 @@ fn output_is_byte_identical_across_runs_threads_and_task_counts() {
         let dir = root.path().join(format!("tasks/t{i}"));
         tokenize(
             &TokenizeConfig {
-                task: (i, 4),
+                task: tinyforge_task::Shard { index: i, count: 4 },
                 ..config(&docs_dir, &tokenizer, &dir)
             },
             &|_| {},
