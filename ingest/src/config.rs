@@ -92,6 +92,9 @@ pub struct IngestOptions {
     pub zstd_level: Option<i32>,
     /// Exact deduplication by content hash (default true).
     pub dedup: Option<bool>,
+    /// Hash buckets of the cross-chunk deduplication (default: as many as the drops files
+    /// already written, else 1). Each bucket holds 16 bytes per document / buckets in memory.
+    pub dedup_buckets: Option<u32>,
     /// SQL predicate over `id`, `text`, `lang`, `source` and the kept columns.
     #[serde(rename = "where")]
     pub where_sql: Option<String>,
@@ -143,6 +146,7 @@ pub struct IngestConfig {
     pub min_chars: usize,
     pub zstd_level: i32,
     pub dedup: bool,
+    pub dedup_buckets: Option<u32>,
     pub where_sql: Option<String>,
     pub on_error: OnError,
     pub threads: usize,
@@ -272,6 +276,10 @@ impl IngestOptions {
             min_chars: self.min_chars.unwrap_or(16),
             zstd_level,
             dedup: self.dedup.unwrap_or(true),
+            dedup_buckets: match self.dedup_buckets {
+                Some(0) => return Err(bad("dedup_buckets", "must be at least 1".into())),
+                other => other,
+            },
             where_sql: self.where_sql.filter(|s| !s.trim().is_empty()),
             on_error: self.on_error.unwrap_or_default(),
             threads,

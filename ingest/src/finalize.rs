@@ -6,7 +6,10 @@ use arrow::array::{AsArray, BooleanArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use xxhash_rust::xxh3::xxh3_128;
 
+use tinyforge_task::Shard;
+
 use crate::config::IngestConfig;
+use crate::dedup::{self, Drops};
 use crate::error::{Error, Result};
 use crate::part::{PartWriter, schema, write_atomic};
 use crate::plan::Plan;
@@ -14,7 +17,23 @@ use crate::report::{Counts, Report};
 use crate::run::{build_report, count_output};
 use crate::state::{ChunkRecord, HashSet128, MANIFEST, REJECTS, State};
 
-pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Report> {
+/// What the deduplication steps did, on stdout (never in the manifest, whose bytes must not
+/// depend on how the work was split).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DedupSummary {
+    /// Hash buckets the duplicates were found in.
+    pub buckets: u32,
+    /// Buckets this process computed (the others were done by `--dedup-bucket` tasks).
+    pub buckets_run: u32,
+    /// Of this process's buckets: distinct hashes and later occurrences.
+    pub distinct: u64,
+    pub duplicates: u64,
+    /// Chunks this process rewrote without their duplicates.
+    pub chunks_rewritten: usize,
+}
+
+/// Every chunk's record, in plan order; an error names how many are missing.
+fn all_records(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Vec<ChunkRecord>> {
     let mut records = Vec::with_capacity(plan.chunks.len());
     let mut missing = 0;
     for chunk in 0..plan.chunks.len() {
@@ -32,35 +51,105 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
             ),
         });
     }
+    Ok(records)
+}
+
+/// The bucket count: the config's, else that of the drops files already written, else 1.
+fn bucket_count(config: &IngestConfig) -> Result<u32> {
+    Ok(match config.dedup_buckets {
+        Some(n) => n,
+        None => dedup::buckets_on_disk(&config.out)?.unwrap_or(1),
+    })
+}
+
+/// `--dedup-bucket b/B`: finds the duplicates of one hash bucket (every chunk must be done).
+pub fn dedup_bucket(
+    config: &IngestConfig,
+    plan: &Plan,
+    state: &State,
+    bucket: Shard,
+) -> Result<DedupSummary> {
+    if let Some(n) = config.dedup_buckets
+        && n != bucket.count
+    {
+        return Err(Error::Config {
+            file: "flags".into(),
+            key: "dedup_buckets".into(),
+            message: format!("is {n}, but this task is bucket {bucket}"),
+        });
+    }
+    all_records(config, plan, state)?;
+    let mut summary = DedupSummary {
+        buckets: bucket.count,
+        ..DedupSummary::default()
+    };
+    if !dedup::bucket_done(state, bucket)? {
+        let stats = dedup::run_bucket(state, plan.chunks.len(), bucket)?;
+        summary.buckets_run = 1;
+        summary.distinct = stats.distinct;
+        summary.duplicates = stats.duplicates;
+    }
+    Ok(summary)
+}
+
+/// `--dedup-rewrite i/n`: rewrites the chunks i, i+n, ... that hold duplicates (every bucket
+/// must be done).
+pub fn dedup_rewrite(
+    config: &IngestConfig,
+    plan: &Plan,
+    state: &State,
+    task: Shard,
+) -> Result<DedupSummary> {
+    let records = all_records(config, plan, state)?;
+    let buckets = bucket_count(config)?;
+    let mut drops = Drops::open(state, buckets)?;
+    let mut summary = DedupSummary {
+        buckets,
+        ..DedupSummary::default()
+    };
+    for mut record in records.into_iter().filter(|r| task.owns(r.chunk)) {
+        let set = drops.for_chunk(record.chunk)?;
+        if !set.is_empty() && !record.merged {
+            rewrite_chunk(config, plan, state, &mut record, &set)?;
+            summary.chunks_rewritten += 1;
+        }
+    }
+    Ok(summary)
+}
+
+pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Report> {
+    let mut records = all_records(config, plan, state)?;
+    let mut summary = None;
     if config.dedup {
-        // Decide sequentially from the hash files (16 bytes a document), then rewrite only
-        // the chunks that hold a document seen in an earlier chunk.
-        let mut seen: HashSet128 = HashSet128::default();
-        let mut to_rewrite = Vec::new();
-        for record in &records {
-            let hashes = state.read_hashes(record.chunk)?;
-            let mut duplicate = false;
-            for hash in hashes {
-                duplicate |= !seen.insert(hash);
-            }
-            if duplicate {
-                to_rewrite.push(record.chunk);
-            }
-        }
-        // `seen` now holds every hash; a rewrite needs the hashes of earlier chunks only, so
-        // rebuild the set incrementally in chunk order while rewriting.
-        drop(seen);
-        if !to_rewrite.is_empty() {
-            let mut earlier: HashSet128 = HashSet128::default();
-            let mut next = 0;
-            for record in records.iter_mut() {
-                if to_rewrite.get(next) == Some(&record.chunk) {
-                    rewrite_chunk(config, plan, state, record, &earlier)?;
-                    next += 1;
-                }
-                earlier.extend(state.read_hashes(record.chunk)?);
+        // Each bucket not already done by a `--dedup-bucket` task is run here, one after the
+        // other, so memory stays one bucket's; then the chunks holding a document seen in an
+        // earlier chunk are rewritten (those a `--dedup-rewrite` task did are marked merged).
+        let buckets = bucket_count(config)?;
+        let mut done = DedupSummary {
+            buckets,
+            ..DedupSummary::default()
+        };
+        for index in 0..buckets {
+            let bucket = Shard {
+                index,
+                count: buckets,
+            };
+            if !dedup::bucket_done(state, bucket)? {
+                let stats = dedup::run_bucket(state, plan.chunks.len(), bucket)?;
+                done.buckets_run += 1;
+                done.distinct += stats.distinct;
+                done.duplicates += stats.duplicates;
             }
         }
+        let mut drops = Drops::open(state, buckets)?;
+        for record in records.iter_mut() {
+            let set = drops.for_chunk(record.chunk)?;
+            if !set.is_empty() && !record.merged {
+                rewrite_chunk(config, plan, state, record, &set)?;
+                done.chunks_rewritten += 1;
+            }
+        }
+        summary = Some(done);
     }
     let mut counts = Counts::default();
     let mut rejects = Vec::new();
@@ -94,18 +183,22 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
     let bytes =
         serde_json::to_vec_pretty(&manifest).map_err(|err| Error::Internal(err.to_string()))?;
     write_atomic(&config.out.join(MANIFEST), &bytes)?;
-    Ok(report)
+    Ok(Report {
+        dedup: summary,
+        ..report
+    })
 }
 
-/// Rewrites a chunk's parts without the documents whose text appeared in an earlier chunk
-/// (or earlier in this chunk). Hashes are recomputed from the parts themselves, so a merge
-/// killed half-way and run again gives the same result.
+/// Rewrites a chunk's parts without the documents whose hash is in `drops` (they appeared in
+/// an earlier chunk) or appeared earlier in this chunk. Hashes are recomputed from the parts
+/// themselves, and the chunk is marked merged, so a merge killed half-way and run again gives
+/// the same result.
 fn rewrite_chunk(
     config: &IngestConfig,
     plan: &Plan,
     state: &State,
     record: &mut ChunkRecord,
-    earlier: &HashSet128,
+    drops: &HashSet128,
 ) -> Result<()> {
     let schema = schema(&config.keep_columns);
     let mut seen_here: HashSet128 = HashSet128::default();
@@ -134,7 +227,7 @@ fn rewrite_chunk(
             let mut keep = Vec::with_capacity(batch.num_rows());
             for row in 0..batch.num_rows() {
                 let hash = xxh3_128(texts.value(row).as_bytes());
-                let first = !earlier.contains(&hash) && seen_here.insert(hash);
+                let first = !drops.contains(&hash) && seen_here.insert(hash);
                 if first {
                     hashes.push(hash);
                 }

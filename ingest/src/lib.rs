@@ -15,6 +15,7 @@
 
 mod clean;
 mod config;
+mod dedup;
 mod error;
 mod filter;
 mod finalize;
@@ -31,7 +32,9 @@ pub use config::{
     Format, IngestConfig, IngestOptions, InputOptions, InputSpec, OnError, OneOrMany, Shard,
     TextSpec, expand,
 };
+pub use dedup::{BucketStats, bucket_of, find_duplicates};
 pub use error::{Error, Location, Result};
+pub use finalize::DedupSummary;
 pub use part::{PartInfo, schema};
 pub use report::{Counts, Dropped, LangCount, Report, SourceCount};
 pub use run::{Event, RunOptions, ingest};

@@ -140,4 +140,7 @@ pub struct Report {
     /// Input megabytes (10^6 bytes, decompressed) per second of wall time, all threads.
     pub mb_per_s: f64,
     pub threads: usize,
+    /// The cross-chunk deduplication steps this process ran (not in the manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<crate::finalize::DedupSummary>,
 }

@@ -14,7 +14,7 @@ use arrow::datatypes::SchemaRef;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::clean::{DropReason, check_length, clean_document};
-use crate::config::{IngestConfig, OnError};
+use crate::config::{IngestConfig, OnError, Shard};
 use crate::error::{Error, Result};
 use crate::filter::Filter;
 use crate::part::{Docs, PartWriter, schema};
@@ -49,6 +49,10 @@ pub struct RunOptions {
     pub force: bool,
     /// Only finalize (every chunk must already be done).
     pub merge_only: bool,
+    /// Only find the duplicates of this hash bucket (every chunk must be done).
+    pub dedup_bucket: Option<Shard>,
+    /// Only rewrite these chunks without their duplicates (every bucket must be done).
+    pub dedup_rewrite: Option<Shard>,
 }
 
 /// Documents per batch handed from reading to writing.
@@ -76,6 +80,21 @@ pub fn ingest(
         .as_deref()
         .map(|sql| Filter::new(sql, &schema))
         .transpose()?;
+    if let Some(step) = options.dedup_bucket.or(options.dedup_rewrite) {
+        let summary = if options.dedup_bucket.is_some() {
+            crate::finalize::dedup_bucket(config, &plan, &state, step)?
+        } else {
+            crate::finalize::dedup_rewrite(config, &plan, &state, step)?
+        };
+        let records: Vec<ChunkRecord> = (0..plan.chunks.len())
+            .filter_map(|c| state.finished(c).transpose())
+            .collect::<Result<_>>()?;
+        let mut report = task_report(config, &plan, &records);
+        report.shard = step.to_string();
+        report.elapsed_s = start.elapsed().as_secs_f64();
+        report.dedup = Some(summary);
+        return Ok(report);
+    }
     let task = plan.task_chunks(config.shard);
     let mut records = Vec::new();
     let mut pending = Vec::new();
@@ -208,6 +227,7 @@ pub(crate) fn build_report(
         elapsed_s: 0.0,
         mb_per_s: 0.0,
         threads: config.threads,
+        dedup: None,
     }
 }
 

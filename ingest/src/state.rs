@@ -187,6 +187,7 @@ pub fn clean_output(out: &Path, all: bool) -> Result<()> {
             let target = temp.unwrap_or(&name);
             let ours = target.starts_with("part-")
                 || target.starts_with("chunk-")
+                || target.starts_with("dedup-")
                 || target == MANIFEST
                 || target == REJECTS
                 || target == "plan.json";

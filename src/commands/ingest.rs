@@ -20,6 +20,12 @@ use crate::progress::{Progress, Unit};
   tinyforge ingest --config c.toml --out docs/ --shard 3/8     (one of 8 cluster tasks)
   tinyforge ingest --config c.toml --out docs/ --merge         (after all 8: cross-task dedup + manifest)
 
+At scale, as Slurm arrays (configs/cluster/ingest.sbatch runs the four steps with dependencies):
+  tinyforge ingest -c c.toml --out docs/ --shard auto          (array of n: the chunks)
+  tinyforge ingest -c c.toml --out docs/ --dedup-bucket auto   (array of B: duplicates by hash bucket)
+  tinyforge ingest -c c.toml --out docs/ --dedup-rewrite auto  (array: chunks without their duplicates)
+  tinyforge ingest -c c.toml --out docs/ --merge --dedup-buckets B   (one task: the manifest)
+
 Inputs: files, folders (searched recursively) and globs of JSONL (.jsonl/.ndjson, plain, .gz
 or .zst), JSON arrays of records (.json), Parquet, plain text (.txt, .md, source code) and
 HTML (one document per file). The summary is JSON on stdout; malformed records go to
@@ -57,9 +63,22 @@ pub struct IngestArgs {
     /// Do only task i of n (0-based), e.g. 3/8: every n-th chunk of the input. `auto` takes i and n from an array job (SLURM_ARRAY_TASK_ID and _COUNT; JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX with `auto/N`).
     #[arg(long)]
     pub shard: Option<ShardSpec>,
-    /// Only finalize a folder whose chunks n tasks have written: cross-task dedup, manifest.
-    #[arg(long, conflicts_with = "shard")]
+    /// Only finalize a folder whose chunks n tasks have written: cross-task dedup (each hash
+    /// bucket not already done, one at a time), then the manifest.
+    #[arg(long, conflicts_with_all = ["shard", "dedup_bucket", "dedup_rewrite"])]
     pub merge: bool,
+    /// Hash buckets of the cross-chunk dedup [default: as many as the bucket files already
+    /// written, else 1]: each holds 16 bytes per document / B in memory.
+    #[arg(long)]
+    pub dedup_buckets: Option<u32>,
+    /// After every chunk is done: find the duplicates of hash bucket b of B, e.g. 3/16 or auto
+    /// (one task of an array of B). Then `--dedup-rewrite` tasks or `--merge`.
+    #[arg(long, conflicts_with_all = ["shard", "dedup_rewrite"])]
+    pub dedup_bucket: Option<ShardSpec>,
+    /// After every bucket is done: rewrite chunks i, i+n, ... without their duplicates, e.g.
+    /// 0/8 or auto. Then `--merge` writes the manifest.
+    #[arg(long, conflicts_with = "shard")]
+    pub dedup_rewrite: Option<ShardSpec>,
     /// What a malformed record does: skip (count it, write it to the rejects file) or fail.
     #[arg(long, value_parser = ["skip", "fail"])]
     pub on_error: Option<String>,
@@ -123,6 +142,7 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     options.row_group_mb = args.row_group_mb.or(options.row_group_mb);
     options.min_chars = args.min_chars.or(options.min_chars);
     options.threads = args.threads.or(options.threads);
+    options.dedup_buckets = args.dedup_buckets.or(options.dedup_buckets);
     if args.no_dedup {
         options.dedup = Some(false);
     }
@@ -138,6 +158,8 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let run_options = RunOptions {
         force: args.force,
         merge_only: args.merge,
+        dedup_bucket: args.dedup_bucket.map(|s| s.resolve()).transpose()?,
+        dedup_rewrite: args.dedup_rewrite.map(|s| s.resolve()).transpose()?,
     };
 
     let progress = Progress::new(global, "ingest", 0, Unit::Bytes);

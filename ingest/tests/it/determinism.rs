@@ -120,6 +120,108 @@ fn four_tasks_merged_equal_one_run() -> Result {
     Ok(())
 }
 
+/// The cross-chunk dedup as array tasks: B hash buckets, then rewrite tasks, then the merge;
+/// or the merge alone with B buckets run one after the other. Every way gives the one-run
+/// folder, manifest included, byte for byte.
+#[test]
+fn hash_buckets_as_tasks_equal_one_run() -> Result {
+    let dir = tempfile::tempdir()?;
+    let root = corpus(dir.path())?;
+    let single = dir.path().join("single");
+    run(options(&root, &single))?;
+    let step = |out: &Path, options: RunOptions, buckets: Option<u32>| {
+        let mut config = self::options(&root, out).resolve("test", Shard::ALL)?;
+        config.dedup_buckets = buckets;
+        ingest(&config, &options, &|_| {})
+    };
+
+    let arrays = dir.path().join("arrays");
+    for index in 0..3 {
+        run_shard(options(&root, &arrays), Shard { index, count: 3 })?;
+    }
+    let early = step(
+        &arrays,
+        RunOptions {
+            dedup_rewrite: Some(Shard { index: 0, count: 2 }),
+            ..RunOptions::default()
+        },
+        Some(5),
+    )
+    .unwrap_err();
+    assert!(
+        early.to_string().contains("dedup bucket 0/5 is not done"),
+        "{early}"
+    );
+    let mut duplicates = 0;
+    for index in [4, 1, 0, 3, 2] {
+        let bucket = Shard { index, count: 5 };
+        let options = || RunOptions {
+            dedup_bucket: Some(bucket),
+            ..RunOptions::default()
+        };
+        let report = step(&arrays, options(), None)?;
+        let summary = report.dedup.expect("a bucket task reports its bucket");
+        assert_eq!((summary.buckets, summary.buckets_run), (5, 1));
+        duplicates += summary.duplicates;
+        // Run again (a requeued task): already done.
+        let again = step(&arrays, options(), None)?.dedup.unwrap();
+        assert_eq!(again.buckets_run, 0);
+    }
+    assert!(duplicates > 0);
+    let mut rewritten = 0;
+    for index in [1, 0] {
+        let report = step(
+            &arrays,
+            RunOptions {
+                dedup_rewrite: Some(Shard { index, count: 2 }),
+                ..RunOptions::default()
+            },
+            None,
+        )?;
+        rewritten += report.dedup.unwrap().chunks_rewritten;
+    }
+    assert!(rewritten > 0);
+    let merge = RunOptions {
+        merge_only: true,
+        ..RunOptions::default()
+    };
+    let merged = step(&arrays, merge.clone(), None)?;
+    let summary = merged.dedup.unwrap();
+    assert_eq!(
+        (
+            summary.buckets,
+            summary.buckets_run,
+            summary.chunks_rewritten
+        ),
+        (5, 0, 0)
+    );
+
+    let one_process = dir.path().join("one-process");
+    for index in 0..3 {
+        run_shard(options(&root, &one_process), Shard { index, count: 3 })?;
+    }
+    let merged = step(&one_process, merge, Some(7))?.dedup.unwrap();
+    assert_eq!((merged.buckets, merged.buckets_run), (7, 7));
+    assert_eq!(merged.duplicates, duplicates);
+    assert_eq!(merged.chunks_rewritten, rewritten);
+
+    // The manifest names its folder; otherwise the same bytes.
+    let manifest = |out: &Path| -> Result<String> {
+        let text = std::fs::read_to_string(out.join("_manifest.json"))?;
+        Ok(text.replace(&out.display().to_string(), "OUT"))
+    };
+    for out in [&arrays, &one_process] {
+        assert_eq!(
+            folder_bytes(out)?,
+            folder_bytes(&single)?,
+            "{}",
+            out.display()
+        );
+        assert_eq!(manifest(out)?, manifest(&single)?, "{}", out.display());
+    }
+    Ok(())
+}
+
 #[test]
 fn merge_refuses_missing_tasks_and_other_configs() -> Result {
     let dir = tempfile::tempdir()?;
