@@ -69,7 +69,12 @@ pub fn ingest(
     let plan = Plan::build(config)?;
     // Tasks of one run share the folder; each locks its own name, so a second copy of a task
     // (a requeue while the first still runs) stops here, naming the first.
-    let _lock = tinyforge_task::TaskLock::acquire(&config.out, config.shard, "ingest")?;
+    let (step, task) = match (options.dedup_bucket, options.dedup_rewrite) {
+        (Some(bucket), _) => ("dedup-bucket", bucket),
+        (None, Some(rewrite)) => ("dedup-rewrite", rewrite),
+        (None, None) => ("ingest", config.shard),
+    };
+    let _lock = tinyforge_task::TaskLock::acquire(&config.out, step, task)?;
     if options.force {
         clean_output(&config.out, true)?;
     }

@@ -30,7 +30,7 @@ pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
             )));
         }
     }
-    let _lock = tinyforge_task::TaskLock::acquire(out, tinyforge_task::Shard::ALL, "shards merge")?;
+    let _lock = tinyforge_task::TaskLock::acquire(out, "shards-merge", tinyforge_task::Shard::ALL)?;
     let out_abs = fs_err::canonicalize(out)?;
     let mut shards = Vec::new();
     for (dir, manifest) in parts {

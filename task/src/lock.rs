@@ -1,7 +1,7 @@
 //! One writer per task. A second process that starts the same task on the same folder gets an
 //! error naming the first (pid, host, since when) instead of tripping over its temporary files.
 //! Tasks of one run that share a folder (ingest's `--shard i/n` tasks write one documents
-//! folder) each lock their own name, `.tinyforge-task-I-of-N.lock`.
+//! folder, and so do its dedup steps) each lock their own name, `.tinyforge-STEP-I-of-N.lock`.
 //!
 //! The lock is an advisory `flock` on that file inside the folder, taken with
 //! [`std::fs::File::try_lock`]: the kernel drops it when the holder exits, killed or not, so a
@@ -14,9 +14,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::Shard;
 
-/// The lock file of task `shard` inside its folder.
-pub fn lock_file(shard: Shard) -> String {
-    format!(".tinyforge-task-{}-of-{}.lock", shard.index, shard.count)
+/// The lock file of task `shard` of step `step` (a word: `ingest`, `dedup-bucket`, ...)
+/// inside its folder.
+pub fn lock_file(step: &str, shard: Shard) -> String {
+    format!(".tinyforge-{step}-{}-of-{}.lock", shard.index, shard.count)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +44,9 @@ pub struct TaskLock {
 }
 
 impl TaskLock {
-    /// Creates `dir` if needed and locks task `shard` in it for this process; `what` says what
-    /// holds it (the stage, for the other writer's error).
-    pub fn acquire(dir: &Path, shard: Shard, what: &str) -> Result<Self, LockError> {
-        let path = dir.join(lock_file(shard));
+    /// Creates `dir` if needed and locks task `shard` of step `step` in it for this process.
+    pub fn acquire(dir: &Path, step: &str, shard: Shard) -> Result<Self, LockError> {
+        let path = dir.join(lock_file(step, shard));
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
@@ -81,7 +81,7 @@ impl TaskLock {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let record = format!(
-            "{what} task {shard}: pid {} on {}, since unix time {since}\n",
+            "{step} task {shard}: pid {} on {}, since unix time {since}\n",
             std::process::id(),
             hostname()
         );
@@ -115,9 +115,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let task = dir.path().join("task-3");
         let shard = Shard { index: 3, count: 8 };
-        let first = TaskLock::acquire(&task, shard, "tokenize").unwrap();
-        let other = TaskLock::acquire(&task, Shard { index: 4, count: 8 }, "tokenize").unwrap();
-        let err = TaskLock::acquire(&task, shard, "tokenize").unwrap_err();
+        let first = TaskLock::acquire(&task, "tokenize", shard).unwrap();
+        let other = TaskLock::acquire(&task, "tokenize", Shard { index: 4, count: 8 }).unwrap();
+        let step = TaskLock::acquire(&task, "merge", shard).unwrap();
+        let err = TaskLock::acquire(&task, "tokenize", shard).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, LockError::Held { .. }), "{text}");
         assert!(text.contains("task-3"), "{text}");
@@ -127,8 +128,8 @@ mod tests {
         );
         assert!(text.contains("tokenize task 3/8"), "{text}");
         drop(first);
-        drop(other);
-        let again = TaskLock::acquire(&task, shard, "tokenize").unwrap();
-        assert!(again.path().ends_with(".tinyforge-task-3-of-8.lock"));
+        drop((other, step));
+        let again = TaskLock::acquire(&task, "tokenize", shard).unwrap();
+        assert!(again.path().ends_with(".tinyforge-tokenize-3-of-8.lock"));
     }
 }

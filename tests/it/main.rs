@@ -2,6 +2,7 @@
 //! test binary, not one per file: each links the whole dependency graph (DataFusion, libtorch),
 //! and linking eight of them was minutes of every CI run.
 
+mod cluster;
 mod depcheck;
 mod dist;
 mod eval;

@@ -214,7 +214,7 @@ fn a_second_writer_of_a_task_is_told_who_holds_it() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("t1");
     let shard = tinyforge_task::Shard { index: 1, count: 4 };
-    let held = tinyforge_task::TaskLock::acquire(&out, shard, "tokenize").unwrap();
+    let held = tinyforge_task::TaskLock::acquire(&out, "tokenize", shard).unwrap();
     let output = tinyforge()
         .arg("tokenize")
         .arg(fixtures().join("docs"))

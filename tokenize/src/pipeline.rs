@@ -116,7 +116,7 @@ pub fn tokenize(
         count: config.task.count,
         run: run.clone(),
     });
-    let _lock = TaskLock::acquire(&config.out, config.task, "tokenize")?;
+    let _lock = TaskLock::acquire(&config.out, "tokenize", config.task)?;
     remove_temporaries(&config.out)?;
     let progress_path = config.out.join(PROGRESS_FILE);
     let mut record = load_progress(&progress_path, &run, config.task, &config.out)?;

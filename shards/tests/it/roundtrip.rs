@@ -185,7 +185,7 @@ fn merge_joins_task_outputs_in_task_order_without_copying() {
     let entries: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with(".tinyforge-task-"))
+        .filter(|name| !name.ends_with(".lock"))
         .collect();
     assert_eq!(entries, ["manifest.json"]);
 
