@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod progress;
+mod remote;
 
 use std::process::ExitCode;
 

@@ -48,6 +48,7 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Dataset folder, or its object-store URL (downloaded into the cache first).
     pub dataset: PathBuf,
 }
 
@@ -79,6 +80,11 @@ pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ShardsCommand::Verify(args) => {
+            let fetch = Progress::new(global, "verify", 0, Unit::Bytes);
+            let shown = args.dataset.display().to_string();
+            let local = crate::remote::input_folder(&args.dataset, &fetch, |_| true)?;
+            fetch.finish();
+            let args = VerifyArgs { dataset: local };
             let dataset = Dataset::open(&args.dataset)?;
             let total: u64 = dataset.manifest().shards.iter().map(|s| s.bytes).sum();
             let progress = Progress::new(global, "verify", total, Unit::Bytes);
@@ -90,7 +96,7 @@ pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                 bail!(
                     "{} problem(s) in {}; first: {}",
                     report.problems.len(),
-                    args.dataset.display(),
+                    shown,
                     first.message
                 );
             }

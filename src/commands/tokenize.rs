@@ -4,26 +4,33 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use tinyforge_shards::{MANIFEST_FILE, Manifest};
 use tinyforge_task::ShardSpec;
 use tinyforge_tokenize::{TokenizeConfig, TokenizeEvent, tokenize};
 
 use crate::cli::GlobalArgs;
 use crate::progress::{Progress, Unit};
+use crate::remote::Output;
 
 /// Encode a documents folder into a token-shard dataset (zstd frames, manifest, checksums).
 #[derive(Debug, Args)]
 #[command(
     after_help = "Examples:\n  tinyforge tokenize docs/ --tokenizer compact/tokenizer.json --out tokens/\n  \
     tinyforge tokenize docs/ --tokenizer tokenizer.json --shard 2/8 --out tasks/t2   # one cluster task\n  \
-    tinyforge shards merge tasks/t* --out tokens/                                    # then join them"
+    tinyforge shards merge tasks/t* --out tokens/                                    # then join them\n  \
+    tinyforge tokenize s3://corpus/docs --tokenizer t.json --shard auto --out s3://corpus/tokens/t3"
 )]
 pub struct TokenizeArgs {
-    /// Documents folder: every *.parquet in it, sorted by name, rows in order, column `text`.
+    /// Documents folder: every *.parquet in it, sorted by name, rows in order, column `text`. Or
+    /// an object-store URL (s3://, gs://, az://, file://): downloaded into $TINYFORGE_CACHE
+    /// (default ~/.cache/tinyforge/objects) first; objects already there are not fetched again.
     pub docs: PathBuf,
     /// Hugging Face tokenizer.json.
     #[arg(long)]
     pub tokenizer: PathBuf,
-    /// Dataset folder to write (manifest.json + shard files). A rerun resumes in it.
+    /// Dataset folder to write (manifest.json + shard files). A rerun resumes in it. Or a URL:
+    /// written to a staging folder in the cache, then uploaded, manifest.json last; a task whose
+    /// manifest is already there is done, and a rerun after a kill uploads what is missing.
     #[arg(long)]
     pub out: PathBuf,
     /// This task's part of the documents, `i/n` (0-based): a contiguous range of row groups,
@@ -54,17 +61,37 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
+    let task = args.shard.resolve()?;
+    let output = Output::new(&args.out)?;
+    if let Some(marker) = output.finished(MANIFEST_FILE)? {
+        // The task's marker is in the object store: it finished before.
+        let manifest: Manifest = serde_json::from_slice(&marker)
+            .with_context(|| format!("{}/{MANIFEST_FILE}", output.name()))?;
+        let report = serde_json::json!({
+            "out": output.name(),
+            "complete": true,
+            "already_done": true,
+            "shards": manifest.shards.len(),
+            "documents": manifest.documents,
+            "total_tokens": manifest.total_tokens,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let progress = Progress::new(global, "tokenize", 0, Unit::Items("docs"));
+    let docs = crate::remote::input_folder(&args.docs, &progress, |name| {
+        !name.contains('/') && name.ends_with(".parquet")
+    })?;
     let config = TokenizeConfig {
-        task: args.shard.resolve()?,
+        task,
         shard_tokens: args.shard_tokens,
         frame_tokens: args.frame_tokens,
         zstd_level: args.zstd_level,
         threads: args.threads,
         batch_rows: args.batch_rows,
         eos: args.eos,
-        ..TokenizeConfig::new(args.docs, args.tokenizer, args.out)
+        ..TokenizeConfig::new(docs, args.tokenizer, output.local.clone())
     };
-    let progress = Progress::new(global, "tokenize", 0, Unit::Items("docs"));
     // Lets the end-to-end test simulate a kill at the worst moment: a shard renamed into place
     // but not yet recorded as finished.
     let abort_after: Option<usize> = std::env::var("TINYFORGE_TEST_ABORT_AFTER_SHARDS")
@@ -88,7 +115,14 @@ pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
     };
     let report = tokenize(&config, &events).context("tokenize failed")?;
+    let uploaded = output.publish(MANIFEST_FILE, &progress)?;
     progress.finish();
+    let mut report = serde_json::to_value(&report)?;
+    if let Some(uploaded) = uploaded {
+        report["out"] = output.name().into();
+        report["staging"] = output.local.display().to_string().into();
+        report["uploaded"] = crate::remote::transfer_json(&uploaded);
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -43,7 +43,8 @@ pub enum VocabCommand {
 
 #[derive(Debug, Args)]
 pub struct CountArgs {
-    /// Documents folder (every *.parquet in it, sorted by name; a `text` column).
+    /// Documents folder (every *.parquet in it, sorted by name; a `text` column), or its
+    /// object-store URL (s3://, gs://, az://, file://; downloaded into $TINYFORGE_CACHE first).
     pub docs: PathBuf,
     /// Base Hugging Face tokenizer.json [default: Qwen3's, from the data cache].
     #[arg(long)]
@@ -150,10 +151,15 @@ fn count(args: CountArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         shard,
         ..CountConfig::default()
     };
-    let rows = tinyforge_vocab::shard_rows(&args.docs, shard)?;
+    let fetch = Progress::new(global, "vocab count", 0, Unit::Bytes);
+    let docs = crate::remote::input_folder(&args.docs, &fetch, |name| {
+        !name.contains('/') && name.ends_with(".parquet")
+    })?;
+    fetch.finish();
+    let rows = tinyforge_vocab::shard_rows(&docs, shard)?;
     let progress = Progress::new(global, "vocab count", rows, Unit::Items("documents"));
     let count_start = Instant::now();
-    let counts = tinyforge_vocab::count_documents(&args.docs, &base, &config, &|p| {
+    let counts = tinyforge_vocab::count_documents(&docs, &base, &config, &|p| {
         progress.inc(p.documents);
     })?;
     let count_seconds = count_start.elapsed().as_secs_f64();

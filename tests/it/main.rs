@@ -8,6 +8,7 @@ mod dist;
 mod eval;
 mod ingest;
 mod inherit;
+mod objects;
 mod sampler;
 mod stats;
 mod tokenize;

@@ -1,0 +1,518 @@
+//! Stage inputs and outputs given as URLs: `s3://bucket/prefix`, `gs://…`, `az://…` (or
+//! `abfs://…`), `file:///…`, through the `object_store` crate.
+//!
+//! The stages themselves read and write local folders; this crate moves whole folders between
+//! those and an object store, the way a batch task on a cluster node does:
+//!
+//! - **Inputs** are downloaded into a local cache folder named by the URL (an object already
+//!   there with the same size is not fetched again), and the stage reads the cache.
+//! - **Outputs** are written to a local staging folder, then uploaded object by object, each in
+//!   one PUT (a multipart upload above 64 MiB, which S3 also makes visible only whole), with the
+//!   task's completion marker (a dataset's `manifest.json`) last. Object stores have no rename:
+//!   a task is done exactly when its marker exists, and a rerun after a kill finds no marker,
+//!   redoes the task (resuming from its staging folder when it is still there) and uploads the
+//!   same bytes again.
+//!
+//! Credentials come from the standard environment and instance chains (`AWS_*`, with
+//! `AWS_ENDPOINT_URL` and `AWS_ALLOW_HTTP=true` for an S3-compatible endpoint; `GOOGLE_*`;
+//! `AZURE_*`), read by `object_store`'s `from_env` builders. Every request is retried on
+//! connection errors, 5xx, 429 and S3's `SlowDown` with exponential backoff and jitter (0.1 s
+//! doubling to 15 s, at most 10 times or 3 minutes).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload, RetryConfig,
+    WriteMultipart,
+};
+
+/// Objects above this size are uploaded in parts.
+const MULTIPART_BYTES: u64 = 64 << 20;
+const PART_BYTES: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("{url}: {message}")]
+    Url { url: String, message: String },
+    /// A request failed (after its retries). `brief` is one line: the service's error code and
+    /// message when it sent one; `cause` is the whole error.
+    #[error("{url}: {hint}{brief}")]
+    Store {
+        url: String,
+        hint: &'static str,
+        brief: String,
+        cause: Box<object_store::Error>,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Whether `text` names an object-store location rather than a local path.
+pub fn is_url(text: &str) -> bool {
+    [
+        "s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "adl://", "azure://", "file://",
+    ]
+    .iter()
+    .any(|scheme| text.starts_with(scheme))
+}
+
+/// A folder in an object store: the store and the prefix under it.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+/// What an upload or download moved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfer {
+    pub objects: usize,
+    pub bytes: u64,
+    /// Objects already in place with the same size, left alone.
+    pub skipped: usize,
+}
+
+impl Remote {
+    /// Opens `url` with credentials from the environment.
+    pub fn open(url: &str) -> Result<Remote> {
+        Self::open_with(url, std::iter::empty::<(String, String)>())
+    }
+
+    /// Opens `url` with `options` (object_store config keys such as `aws_endpoint`,
+    /// `aws_access_key_id`, `allow_http`) on top of the environment.
+    pub fn open_with(
+        url: &str,
+        options: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Remote> {
+        let bad = |message: String| Error::Url {
+            url: url.to_owned(),
+            message,
+        };
+        let trimmed = url.trim_end_matches('/');
+        let parsed = url::Url::parse(trimmed).map_err(|e| bad(format!("not a URL: {e}")))?;
+        let (scheme, path) = ObjectStoreScheme::parse(&parsed)
+            .map_err(|e| bad(format!("not an object-store URL: {e}")))?;
+        let prefix = ObjectPath::parse(path).map_err(|e| bad(e.to_string()))?;
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(15),
+                base: 2.0,
+            },
+            max_retries: 10,
+            retry_timeout: Duration::from_secs(180),
+        };
+        let options: Vec<(String, String)> = options.into_iter().collect();
+        let built = |e: object_store::Error| Error::Store {
+            url: url.to_owned(),
+            hint: "",
+            brief: brief(&e),
+            cause: Box::new(e),
+        };
+        let store: Arc<dyn ObjectStore> = match scheme {
+            ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
+            ObjectStoreScheme::AmazonS3 => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_url(trimmed)
+                    .with_retry(retry);
+                for (key, value) in &options {
+                    let key = key.parse().map_err(built)?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(built)?)
+            }
+            ObjectStoreScheme::GoogleCloudStorage => {
+                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_url(trimmed)
+                    .with_retry(retry);
+                for (key, value) in &options {
+                    let key = key.parse().map_err(built)?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(built)?)
+            }
+            ObjectStoreScheme::MicrosoftAzure => {
+                let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_url(trimmed)
+                    .with_retry(retry);
+                for (key, value) in &options {
+                    let key = key.parse().map_err(built)?;
+                    builder = builder.with_config(key, value);
+                }
+                Arc::new(builder.build().map_err(built)?)
+            }
+            other => return Err(bad(format!("{other:?} URLs are not supported"))),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(Remote {
+            url: trimmed.to_owned(),
+            store,
+            prefix,
+            runtime: Arc::new(runtime),
+        })
+    }
+
+    /// The URL this folder was opened with (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn key(&self, name: &str) -> ObjectPath {
+        name.split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.prefix.clone(), |path, part| path.clone().join(part))
+    }
+
+    fn error(&self, name: &str, source: object_store::Error) -> Error {
+        let text = source.to_string();
+        let hint = if text.contains("NoSuchBucket") {
+            "the bucket does not exist: "
+        } else if text.contains("InvalidAccessKeyId")
+            || text.contains("SignatureDoesNotMatch")
+            || text.contains("AccessDenied")
+            || text.contains("403")
+        {
+            "access denied (check the credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, \
+             the instance role, GOOGLE_APPLICATION_CREDENTIALS or AZURE_*): "
+        } else if matches!(source, object_store::Error::NotFound { .. }) {
+            "no such object: "
+        } else {
+            ""
+        };
+        let url = if name.is_empty() {
+            self.url.clone()
+        } else {
+            format!("{}/{name}", self.url)
+        };
+        Error::Store {
+            url,
+            hint,
+            brief: brief(&source),
+            cause: Box::new(source),
+        }
+    }
+
+    /// Every object under the folder: its name relative to the folder, and its size; sorted.
+    pub fn list(&self) -> Result<Vec<(String, u64)>> {
+        let prefix = self.prefix.clone();
+        let listed: Vec<object_store::ObjectMeta> = self
+            .runtime
+            .block_on(self.store.list(Some(&prefix)).try_collect())
+            .map_err(|e| self.error("", e))?;
+        let mut objects: Vec<(String, u64)> = listed
+            .into_iter()
+            .filter_map(|meta| {
+                let name: Vec<_> = meta.location.prefix_match(&prefix)?.collect();
+                let name = name
+                    .iter()
+                    .map(|part| part.as_ref())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                (!name.is_empty()).then_some((name, meta.size))
+            })
+            .collect();
+        objects.sort();
+        Ok(objects)
+    }
+
+    /// The size of object `name`, or `None` when there is none.
+    pub fn size(&self, name: &str) -> Result<Option<u64>> {
+        match self.runtime.block_on(self.store.head(&self.key(name))) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(name, e)),
+        }
+    }
+
+    /// The bytes of object `name`.
+    pub fn get(&self, name: &str) -> Result<Vec<u8>> {
+        let key = self.key(name);
+        self.runtime
+            .block_on(async {
+                let result = self.store.get(&key).await?;
+                result.bytes().await
+            })
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| self.error(name, e))
+    }
+
+    /// Bytes `range` of object `name` (one ranged GET).
+    pub fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        self.runtime
+            .block_on(self.store.get_range(&self.key(name), range))
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| self.error(name, e))
+    }
+
+    /// Writes object `name` from the local file `path`, whole: one PUT, or a multipart upload
+    /// that becomes visible only when complete.
+    pub fn put_file(&self, name: &str, path: &Path) -> Result<u64> {
+        let key = self.key(name);
+        let size = fs_err::metadata(path)?.len();
+        if size <= MULTIPART_BYTES {
+            let bytes = fs_err::read(path)?;
+            self.runtime
+                .block_on(self.store.put(&key, PutPayload::from(bytes)))
+                .map_err(|e| self.error(name, e))?;
+            return Ok(size);
+        }
+        let mut file = fs_err::File::open(path)?;
+        self.runtime
+            .block_on(async {
+                let upload = self.store.put_multipart(&key).await?;
+                let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                let mut buffer = vec![0u8; PART_BYTES];
+                loop {
+                    let n = std::io::Read::read(&mut file, &mut buffer).map_err(|e| {
+                        object_store::Error::Generic {
+                            store: "local file",
+                            source: Box::new(e),
+                        }
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    writer.wait_for_capacity(4).await?;
+                    writer.write(&buffer[..n]);
+                }
+                writer.finish().await
+            })
+            .map_err(|e| self.error(name, e))?;
+        Ok(size)
+    }
+
+    /// Downloads every object under the folder for which `wanted(name)` holds into `dir` (the
+    /// same relative names), each written under a temporary name and renamed; an object whose
+    /// local copy has its size is not fetched again.
+    pub fn download(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Transfer> {
+        let mut transfer = Transfer::default();
+        for (name, size) in self.list()? {
+            if !wanted(&name) {
+                continue;
+            }
+            let local = dir.join(&name);
+            if fs_err::metadata(&local).is_ok_and(|m| m.len() == size) {
+                transfer.skipped += 1;
+                continue;
+            }
+            if let Some(parent) = local.parent() {
+                fs_err::create_dir_all(parent)?;
+            }
+            let bytes = self.get(&name)?;
+            let tmp = local.with_file_name(format!(
+                ".{}.tmp-{}",
+                local
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            fs_err::write(&tmp, &bytes)?;
+            fs_err::rename(&tmp, &local)?;
+            transfer.objects += 1;
+            transfer.bytes += size;
+        }
+        Ok(transfer)
+    }
+
+    /// Uploads every file of `dir` (recursively; hidden files such as locks and temporaries
+    /// excepted) under the same relative names, the ones named in `last` after all others, in
+    /// that order. An object already there with the local file's size is left alone: objects
+    /// are written whole, so one that exists is complete. `on_object` runs after each upload.
+    pub fn upload(
+        &self,
+        dir: &Path,
+        last: &[&str],
+        on_object: &dyn Fn(&str, u64),
+    ) -> Result<Transfer> {
+        let mut files = Vec::new();
+        collect_files(dir, dir, &mut files)?;
+        files.sort();
+        let (mut ordered, markers): (Vec<String>, Vec<String>) = files
+            .into_iter()
+            .partition(|name| !last.contains(&name.as_str()));
+        for marker in last {
+            if markers.iter().any(|m| m == marker) {
+                ordered.push((*marker).to_owned());
+            }
+        }
+        let remote: std::collections::HashMap<String, u64> = self.list()?.into_iter().collect();
+        let mut transfer = Transfer::default();
+        for name in ordered {
+            let path = dir.join(&name);
+            let size = fs_err::metadata(&path)?.len();
+            let is_marker = last.contains(&name.as_str());
+            if !is_marker && remote.get(&name) == Some(&size) {
+                transfer.skipped += 1;
+                continue;
+            }
+            self.put_file(&name, &path)?;
+            transfer.objects += 1;
+            transfer.bytes += size;
+            on_object(&name, size);
+        }
+        Ok(transfer)
+    }
+}
+
+/// One line for an object-store error: an S3-style `<Code>`/`<Message>` and the HTTP status when
+/// the service sent them (its XML body is long and repeated down the error chain), else the
+/// error's first line.
+fn brief(error: &object_store::Error) -> String {
+    let text = error.to_string();
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].to_owned())
+    };
+    let status = text.find("status code: ").map(|at| {
+        text[at + 13..]
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned()
+    });
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(message)) => match status {
+            Some(status) => format!("{code}: {message} (HTTP {status})"),
+            None => format!("{code}: {message}"),
+        },
+        _ => {
+            let line = text.lines().next().unwrap_or("").to_owned();
+            if line.len() > 400 {
+                format!("{}...", &line[..line.floor_char_boundary(400)])
+            } else {
+                line
+            }
+        }
+    }
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(root, &path, out)?;
+        } else if let Ok(rel) = path.strip_prefix(root) {
+            let parts: Vec<_> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect();
+            out.push(parts.join("/"));
+        }
+    }
+    Ok(())
+}
+
+/// A local folder for `url` under `root`: `root/<host-or-bucket>/<xxh3 of the URL>` (stable,
+/// so a rerun on the same machine finds what it downloaded or staged before).
+pub fn local_folder(root: &Path, url: &str) -> PathBuf {
+    let trimmed = url.trim_end_matches('/');
+    let bucket = trimmed
+        .split_once("://")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or("objects"))
+        .filter(|b| !b.is_empty())
+        .unwrap_or("local");
+    let hash = xxhash_rust::xxh3::xxh3_64(trimmed.as_bytes());
+    root.join(bucket).join(format!("{hash:016x}"))
+}
+
+/// The cache root: `TINYFORGE_CACHE`, else `$XDG_CACHE_HOME/tinyforge/objects`, else
+/// `~/.cache/tinyforge/objects`.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TINYFORGE_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("tinyforge").join("objects")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_urls_round_trip_a_folder_marker_last() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs_err::create_dir_all(src.join("sub")).unwrap();
+        fs_err::write(src.join("manifest.json"), b"{}").unwrap();
+        fs_err::write(src.join("a.tfs"), b"aaaa").unwrap();
+        fs_err::write(src.join("sub/b.tfs"), b"bb").unwrap();
+        fs_err::write(src.join(".lock"), b"").unwrap();
+        let dst = tmp.path().join("remote");
+        let remote = Remote::open(&format!("file://{}", dst.display())).unwrap();
+        let order = std::sync::Mutex::new(Vec::new());
+        let sent = remote
+            .upload(&src, &["manifest.json"], &|name, _| {
+                order.lock().unwrap().push(name.to_owned())
+            })
+            .unwrap();
+        assert_eq!(sent.objects, 3);
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["a.tfs", "sub/b.tfs", "manifest.json"]
+        );
+        assert_eq!(
+            remote.list().unwrap(),
+            [
+                ("a.tfs".to_owned(), 4),
+                ("manifest.json".to_owned(), 2),
+                ("sub/b.tfs".to_owned(), 2)
+            ]
+        );
+        // Again: only the marker is written again.
+        let again = remote.upload(&src, &["manifest.json"], &|_, _| {}).unwrap();
+        assert_eq!((again.objects, again.skipped), (1, 2));
+        assert_eq!(remote.get_range("a.tfs", 1..3).unwrap(), b"aa");
+        assert_eq!(remote.size("missing").unwrap(), None);
+        let err = remote.get("missing").unwrap_err().to_string();
+        assert!(
+            err.contains("no such object") && err.contains("/missing"),
+            "{err}"
+        );
+
+        let back = tmp.path().join("back");
+        let got = remote
+            .download(&back, |name| name.ends_with(".tfs"))
+            .unwrap();
+        assert_eq!((got.objects, got.bytes), (2, 6));
+        assert_eq!(fs_err::read(back.join("sub/b.tfs")).unwrap(), b"bb");
+        assert!(!back.join("manifest.json").exists());
+        let again = remote.download(&back, |_| true).unwrap();
+        assert_eq!((again.objects, again.skipped), (1, 2));
+    }
+
+    #[test]
+    fn urls_and_local_folders() {
+        assert!(is_url("s3://bucket/x") && is_url("file:///tmp/x") && !is_url("docs/"));
+        let a = local_folder(Path::new("/c"), "s3://bucket/docs/");
+        assert_eq!(a, local_folder(Path::new("/c"), "s3://bucket/docs"));
+        assert!(a.starts_with("/c/bucket"));
+        assert_ne!(a, local_folder(Path::new("/c"), "s3://bucket/docs2"));
+        let err = Remote::open("s3://").unwrap_err().to_string();
+        assert!(err.contains("s3://"), "{err}");
+    }
+}
