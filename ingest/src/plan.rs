@@ -46,6 +46,8 @@ pub struct RowGroupInfo {
 pub struct Unit {
     pub file: usize,
     pub row_group: Option<usize>,
+    /// A byte range of a large plain JSONL file: the lines that start in it.
+    pub range: Option<std::ops::Range<u64>>,
     pub bytes: u64,
 }
 
@@ -126,13 +128,34 @@ impl Plan {
                         units.push(Unit {
                             file: file_index,
                             row_group: Some(group),
+                            range: None,
                             bytes: info.bytes.max(1),
+                        });
+                    }
+                }
+                // A plain JSONL file bigger than two parts is read as byte ranges of about a
+                // part each (every line belongs to the range its first byte is in), so one
+                // huge file is many chunks and many tasks.
+                _ if file.format == Format::Jsonl
+                    && file.compression == Compression::None
+                    && file.size > 2 * config.part_bytes =>
+                {
+                    let pieces = file.size.div_ceil(config.part_bytes);
+                    for piece in 0..pieces {
+                        let start = file.size * piece / pieces;
+                        let end = file.size * (piece + 1) / pieces;
+                        units.push(Unit {
+                            file: file_index,
+                            row_group: None,
+                            range: Some(start..end),
+                            bytes: (end - start).max(1),
                         });
                     }
                 }
                 _ => units.push(Unit {
                     file: file_index,
                     row_group: None,
+                    range: None,
                     bytes: file.size.max(1),
                 }),
             }
@@ -192,7 +215,9 @@ fn fingerprint(config: &IngestConfig, files: &[InputFile]) -> String {
         hasher.update(text.as_bytes());
         hasher.update(&[0]);
     };
-    feed("tinyforge-documents/1");
+    // 2: JSONL record ids from byte offsets (they were line numbers), so that a file read as
+    // byte ranges gives the ids of a file read whole.
+    feed("tinyforge-documents/2");
     for input in &config.inputs {
         feed(&format!(
             "{:?}|{:?}|{}|{:?}",

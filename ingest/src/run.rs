@@ -324,6 +324,7 @@ impl Context<'_> {
             let flow = read_unit(
                 file,
                 unit.row_group,
+                unit.range.clone(),
                 &sink.specs[file.input].clone(),
                 &mut sink,
             );

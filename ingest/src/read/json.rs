@@ -459,29 +459,70 @@ fn kind(value: &Value) -> &'static str {
 
 pub(super) fn read_jsonl(
     file: &InputFile,
+    range: Option<std::ops::Range<u64>>,
     spec: &FieldSpec,
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
+    if let Some(range) = range {
+        return read_jsonl_range(file, range, spec, sink);
+    }
     let reader = match open(file) {
         Ok(reader) => reader,
         Err(err) => return whole_file_reject(sink, format!("cannot open: {err}"), file.size),
     };
-    read_lines(file, BufReader::with_capacity(1 << 20, reader), spec, sink)
+    let lines = Lines::new(spec, 0, u64::MAX, true);
+    read_lines(file, BufReader::with_capacity(1 << 20, reader), lines, sink)
+}
+
+/// The lines of a plain file that start in `range`: from the first line start at or after
+/// `range.start` (the byte before it is a newline, or it is the file's start) to the end of the
+/// line that holds byte `range.end - 1`. Ranges that tile a file read every line exactly once.
+fn read_jsonl_range(
+    file: &InputFile,
+    range: std::ops::Range<u64>,
+    spec: &FieldSpec,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
+    use std::io::{Seek, SeekFrom};
+    let cannot = |sink: &mut dyn Sink, err: std::io::Error, at: u64| {
+        sink.reject(Reject {
+            location: Location::Offset { offset: at },
+            reason: format!("cannot read the file from byte {at}: {err}"),
+            raw: None,
+            raw_bytes: range.end - range.start,
+        })
+    };
+    let raw = match fs_err::File::open(&file.path) {
+        Ok(raw) => raw,
+        Err(err) => return whole_file_reject(sink, format!("cannot open: {err}"), file.size),
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, raw);
+    let mut start = range.start;
+    if start > 0 {
+        // Skip the end of the line the range starts inside (it is the previous range's).
+        if let Err(err) = reader.seek(SeekFrom::Start(start - 1)) {
+            return cannot(sink, err, start - 1);
+        }
+        let mut skipped = Vec::new();
+        match reader.read_until(b'\n', &mut skipped) {
+            Ok(n) => start = start - 1 + n as u64,
+            Err(err) => return cannot(sink, err, start - 1),
+        }
+    }
+    if start >= range.end {
+        return ControlFlow::Continue(());
+    }
+    let lines = Lines::new(spec, start, range.end, range.start == 0);
+    read_lines(file, reader, lines, sink)
 }
 
 /// The lines of `reader` (the decompressed stream of `file`) into the sink.
 fn read_lines(
     file: &InputFile,
     mut reader: impl BufRead,
-    spec: &FieldSpec,
+    mut lines: Lines<'_>,
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
-    let mut lines = Lines {
-        spec,
-        fields: Fields::new(spec),
-        offset: 0,
-        number: 0,
-    };
     // A line that spans two reads of the buffer is gathered here; the others are parsed
     // where they lie in the buffer.
     let mut partial = Vec::new();
@@ -493,7 +534,10 @@ fn read_lines(
                 let location = Location::Offset {
                     offset: lines.offset + partial.len() as u64,
                 };
-                let reason = format!("{} (after line {})", stream_error(file, &err), lines.number);
+                let reason = match lines.numbered {
+                    true => format!("{} (after line {})", stream_error(file, &err), lines.number),
+                    false => stream_error(file, &err),
+                };
                 let raw = (!partial.is_empty()).then(|| raw_text(&partial));
                 return sink.reject(Reject {
                     location,
@@ -506,7 +550,8 @@ fn read_lines(
         if buf.is_empty() {
             // The last line, without its newline.
             if !partial.is_empty() {
-                lines.line(&partial, sink)?;
+                let flow = lines.line(&partial, sink);
+                return lines.finished(flow);
             }
             return ControlFlow::Continue(());
         }
@@ -531,7 +576,9 @@ fn read_lines(
             }
         };
         reader.consume(used);
-        flow?;
+        if flow.is_break() {
+            return lines.finished(flow);
+        }
     }
 }
 
@@ -539,12 +586,39 @@ fn read_lines(
 struct Lines<'a> {
     spec: &'a FieldSpec,
     fields: Fields,
-    /// Byte offset and number of the last line read.
+    /// Byte offset of the next line, and the number of the last line read.
     offset: u64,
     number: u64,
+    /// Lines starting at or after this offset belong to the next range.
+    end: u64,
+    /// Whether `number` counts from the file's first line (false inside a later byte range,
+    /// where errors give the byte offset alone).
+    numbered: bool,
+    /// Set when a line at `end` was reached: the Break that follows is the range's end.
+    done: bool,
 }
 
-impl Lines<'_> {
+impl<'a> Lines<'a> {
+    fn new(spec: &'a FieldSpec, offset: u64, end: u64, numbered: bool) -> Self {
+        Lines {
+            spec,
+            fields: Fields::new(spec),
+            offset,
+            number: 0,
+            end,
+            numbered,
+            done: false,
+        }
+    }
+
+    /// A Break because the range ended is a normal end; any other is the sink's.
+    fn finished(&self, flow: ControlFlow<()>) -> ControlFlow<()> {
+        match flow {
+            ControlFlow::Break(()) if self.done => ControlFlow::Continue(()),
+            other => other,
+        }
+    }
+
     /// Whole lines, each with its newline. They are checked for UTF-8 together (a
     /// character never spans a newline), one at a time only when that fails.
     fn lines(&mut self, lines: &[u8], sink: &mut dyn Sink) -> ControlFlow<()> {
@@ -570,11 +644,20 @@ impl Lines<'_> {
         checked: Option<&str>,
         sink: &mut dyn Sink,
     ) -> ControlFlow<()> {
+        if self.offset >= self.end {
+            self.done = true;
+            return ControlFlow::Break(());
+        }
         let read = line.len() as u64;
+        let start = self.offset;
         self.number += 1;
-        let location = Location::Line {
-            line: self.number,
-            offset: self.offset,
+        let location = if self.numbered {
+            Location::Line {
+                line: self.number,
+                offset: start,
+            }
+        } else {
+            Location::Offset { offset: start }
         };
         self.offset += read;
         let body = trim_newline(line);
@@ -595,7 +678,9 @@ impl Lines<'_> {
             }
         };
         match self.fields.parse(text, self.spec) {
-            Ok(()) => sink.record(self.fields.record(self.spec, self.number, read)),
+            // The id is made of the line's byte offset: the same whether the file is read whole
+            // or in ranges.
+            Ok(()) => sink.record(self.fields.record(self.spec, start, read)),
             Err(reason) => sink.reject(Reject {
                 location,
                 reason,
@@ -892,13 +977,15 @@ mod tests {
         let read = |capacity| {
             let mut sink = Collect::default();
             let reader = BufReader::with_capacity(capacity, bytes.as_slice());
-            assert!(read_lines(&file, reader, &spec, &mut sink).is_continue());
+            let lines = Lines::new(&spec, 0, u64::MAX, true);
+            assert!(read_lines(&file, reader, lines, &mut sink).is_continue());
             sink.seen
         };
         let whole = read(1 << 20);
         assert_eq!(whole.len(), 5, "{whole:#?}");
-        assert_eq!(whole[0], "1 \"第一行\" Some(\"1\") 31");
-        assert_eq!(whole[1], "4 \"two\" Some(\"2\") 26");
+        // Records are numbered by the byte offset of their line.
+        assert_eq!(whole[0], "0 \"第一行\" Some(\"1\") 31");
+        assert_eq!(whole[1], "36 \"two\" Some(\"2\") 26");
         assert!(
             whole[2].starts_with("line 5 (byte 62) malformed JSON"),
             "{}",
@@ -909,7 +996,7 @@ mod tests {
             "{}",
             whole[3]
         );
-        assert_eq!(whole[4], "7 \"last\" Some(\"4\") 25");
+        assert_eq!(whole[4], "95 \"last\" Some(\"4\") 25");
         for capacity in [1, 2, 3, 7, 16, 31] {
             assert_eq!(read(capacity), whole, "buffer of {capacity} bytes");
         }

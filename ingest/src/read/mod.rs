@@ -17,8 +17,8 @@ pub use file::html_to_text;
 /// A record as read, before cleaning, borrowed from the reader's buffers.
 #[derive(Debug)]
 pub struct Record<'a> {
-    /// Position of the record in its file (line number, array index, row number): with the
-    /// source and the file's relative path it makes the document id.
+    /// Position of the record in its file (a JSONL line's byte offset, an array index, a row
+    /// number): with the source and the file's relative path it makes the document id.
     pub index: u64,
     pub text: &'a str,
     /// The value of the id field, when the input names one.
@@ -90,11 +90,12 @@ impl FieldSpec {
 pub fn read_unit(
     file: &InputFile,
     row_group: Option<usize>,
+    range: Option<std::ops::Range<u64>>,
     spec: &FieldSpec,
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
     match file.format {
-        Format::Jsonl => json::read_jsonl(file, spec, sink),
+        Format::Jsonl => json::read_jsonl(file, range, spec, sink),
         Format::Json => json::read_json(file, spec, sink),
         Format::Parquet => parquet::read_row_group(file, row_group, spec, sink),
         Format::Text | Format::Html => file::read_document(file, spec, sink),

@@ -223,9 +223,10 @@ fn big_input_rolls_over_into_several_parts() -> Result {
         raw.push_str(&serde_json::json!({"text": format!("{EN} number {i}")}).to_string());
         raw.push('\n');
     }
-    std::fs::write(dir.path().join("big.jsonl"), &raw)?;
+    // Compressed: read whole (a plain file this big would be split into byte ranges).
+    std::fs::write(dir.path().join("big.jsonl.gz"), gzip(raw.as_bytes()))?;
     let out = dir.path().join("out");
-    let mut options = config(vec![input(&dir.path().join("big.jsonl"))], &out);
+    let mut options = config(vec![input(&dir.path().join("big.jsonl.gz"))], &out);
     options.part_size_mb = Some(0.1);
     options.row_group_mb = Some(0.02);
     let report = run(options)?;
@@ -254,5 +255,78 @@ fn demo_config_parses() -> Result {
     assert!(config.inputs[0].paths[0].ends_with("songci/ci.song.*.json"));
     assert!(!config.inputs[0].paths[0].contains('$'));
     let _ = OnError::Skip;
+    Ok(())
+}
+
+/// A plain JSONL file bigger than two parts is read as byte ranges, one chunk each: every line
+/// exactly once, in order, with the ids of a whole read, and the same bytes for any task count.
+#[test]
+fn a_big_plain_jsonl_file_is_split_into_byte_ranges() -> Result {
+    let dir = tempfile::tempdir()?;
+    let mut raw = String::new();
+    for i in 0..3000 {
+        // Lines of different lengths, so range boundaries fall inside lines and on their ends.
+        let pad = "x".repeat(i % 97);
+        raw.push_str(&serde_json::json!({"text": format!("{EN} number {i} {pad}")}).to_string());
+        raw.push('\n');
+        if i % 500 == 7 {
+            raw.push_str("{not json\n");
+        }
+    }
+    let path = dir.path().join("big.jsonl");
+    std::fs::write(&path, &raw)?;
+    let options = |out: &Path, part_mb: f64| {
+        let mut options = config(vec![input(&path)], out);
+        options.part_size_mb = Some(part_mb);
+        options.row_group_mb = Some(0.02);
+        options
+    };
+    let whole = dir.path().join("whole");
+    let one = run(options(&whole, 10.0))?;
+    assert_eq!(one.chunks_total, 1);
+    let split = dir.path().join("split");
+    let many = run(options(&split, 0.05))?;
+    assert!(many.chunks_total >= 8, "{} chunks", many.chunks_total);
+    assert_eq!(many.rejects, 6);
+    let (a, b) = (read_docs(&whole)?, read_docs(&split)?);
+    assert_eq!(b.len(), 3000);
+    assert_eq!(
+        a.iter().map(|d| (d.id, &d.text)).collect::<Vec<_>>(),
+        b.iter().map(|d| (d.id, &d.text)).collect::<Vec<_>>()
+    );
+    // Rejected lines are named by byte offset.
+    let rejects = std::fs::read_to_string(split.join("_rejects.jsonl"))?;
+    assert_eq!(rejects.lines().count(), 6);
+    assert!(rejects.contains("byte"), "{rejects}");
+
+    let tasks = dir.path().join("tasks");
+    for index in [2, 0, 1] {
+        run_shard(options(&tasks, 0.05), Shard { index, count: 3 })?;
+    }
+    let config = options(&tasks, 0.05).resolve("test", Shard::ALL)?;
+    ingest(
+        &config,
+        &RunOptions {
+            merge_only: true,
+            ..RunOptions::default()
+        },
+        &|_| {},
+    )?;
+    let parts = |dir: &Path| -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".parquet") {
+                files.push((name, std::fs::read(&path)?));
+            }
+        }
+        files.sort();
+        Ok(files)
+    };
+    assert!(
+        parts(&tasks)? == parts(&split)?,
+        "3 tasks differ from one run"
+    );
     Ok(())
 }
