@@ -14,6 +14,10 @@ pub enum Error {
     #[error(transparent)]
     Lock(#[from] tinyforge_task::LockError),
 
+    /// An object-store request of a dataset opened by URL; the error names the object.
+    #[error(transparent)]
+    Store(#[from] tinyforge_store::Error),
+
     /// `manifest.json` is missing a field, has a wrong type, or contradicts itself.
     #[error("{path}: invalid manifest: {message}")]
     Manifest { path: PathBuf, message: String },

@@ -90,7 +90,13 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = fs_err::read(&path)?;
-        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Manifest {
+        Self::parse(&bytes, &path)
+    }
+
+    /// Parses and checks the bytes of a manifest; `path` names it in errors.
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<Self> {
+        let path = path.to_path_buf();
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| Error::Manifest {
             path: path.clone(),
             message: e.to_string(),
         })?;

@@ -62,8 +62,45 @@ pub struct Dataset {
     /// Document number of each shard's first document, plus the total.
     doc_starts: Vec<u64>,
     indexes: Vec<OnceLock<Arc<ShardIndex>>>,
-    files: SharedLru<usize, Arc<fs_err::File>>,
+    /// The object-store folder of a dataset opened by URL: frames are ranged GETs.
+    remote: Option<Arc<tinyforge_store::Remote>>,
+    files: SharedLru<usize, Arc<ShardFile>>,
     frames: SharedLru<(usize, usize), Arc<Vec<u8>>>,
+}
+
+/// Where a shard's bytes come from: a local file (positioned reads) or an object (ranged GETs).
+enum ShardFile {
+    Local(fs_err::File),
+    Remote {
+        remote: Arc<tinyforge_store::Remote>,
+        name: String,
+    },
+}
+
+impl ShardFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            ShardFile::Local(file) => file.read_exact_at(buf, offset),
+            ShardFile::Remote { remote, name } => {
+                let end = offset + buf.len() as u64;
+                let bytes = remote
+                    .get_range(name, offset..end)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                if bytes.len() != buf.len() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{}/{name}: bytes {offset}..{end} gave {} bytes",
+                            remote.url(),
+                            bytes.len()
+                        ),
+                    ));
+                }
+                buf.copy_from_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// One thread's decompression state: creating a zstd context costs more than decompressing a
@@ -84,9 +121,21 @@ impl Dataset {
         Self::open_with(dir, ReaderOptions::default())
     }
 
+    /// `dir` may be an object-store URL (`s3://bucket/tokens`, `gs://`, `az://`, `file://`):
+    /// the manifest is one GET, and every header, index and frame read a ranged GET of its
+    /// bytes (through the same frame cache).
     pub fn open_with(dir: impl AsRef<Path>, options: ReaderOptions) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
-        let manifest = Manifest::read(&dir)?;
+        let url = dir.to_str().filter(|text| tinyforge_store::is_url(text));
+        let (manifest, remote) = match url {
+            None => (Manifest::read(&dir)?, None),
+            Some(url) => {
+                let remote = tinyforge_store::Remote::open(url)?;
+                let bytes = remote.get(crate::MANIFEST_FILE)?;
+                let path = dir.join(crate::MANIFEST_FILE);
+                (Manifest::parse(&bytes, &path)?, Some(Arc::new(remote)))
+            }
+        };
         let mut starts = Vec::with_capacity(manifest.shards.len() + 1);
         let mut doc_starts = Vec::with_capacity(manifest.shards.len() + 1);
         let (mut tokens, mut docs) = (0u64, 0u64);
@@ -107,6 +156,7 @@ impl Dataset {
             starts,
             doc_starts,
             indexes,
+            remote,
             files: SharedLru::new(options.open_files.max(1)),
             frames: SharedLru::new(options.cache_frames),
         })
@@ -337,11 +387,17 @@ impl Dataset {
         ShardIndex::parse(&path, entry, trailer, &table, table_offset)
     }
 
-    fn file(&self, shard: usize) -> Result<Arc<fs_err::File>> {
+    fn file(&self, shard: usize) -> Result<Arc<ShardFile>> {
         if let Some(file) = self.files.get(&shard) {
             return Ok(file);
         }
-        let file = Arc::new(fs_err::File::open(self.shard_path(shard))?);
+        let file = Arc::new(match &self.remote {
+            None => ShardFile::Local(fs_err::File::open(self.shard_path(shard))?),
+            Some(remote) => ShardFile::Remote {
+                remote: remote.clone(),
+                name: self.manifest.shards[shard].file.clone(),
+            },
+        });
         self.files.insert(shard, file.clone());
         Ok(file)
     }

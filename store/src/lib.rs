@@ -169,10 +169,20 @@ impl Remote {
         &self.url
     }
 
+    /// The key of `name` relative to the folder; `..` steps up (a merged dataset's manifest
+    /// names its shards as `../tasks/t0/…`), never above the bucket.
     fn key(&self, name: &str) -> ObjectPath {
-        name.split('/')
-            .filter(|part| !part.is_empty())
-            .fold(self.prefix.clone(), |path, part| path.clone().join(part))
+        let mut parts: Vec<String> = self.prefix.parts().map(|p| p.as_ref().to_owned()).collect();
+        for part in name.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    parts.pop();
+                }
+                part => parts.push(part.to_owned()),
+            }
+        }
+        ObjectPath::from_iter(parts)
     }
 
     fn error(&self, name: &str, source: object_store::Error) -> Error {
@@ -487,6 +497,8 @@ mod tests {
         let again = remote.upload(&src, &["manifest.json"], &|_, _| {}).unwrap();
         assert_eq!((again.objects, again.skipped), (1, 2));
         assert_eq!(remote.get_range("a.tfs", 1..3).unwrap(), b"aa");
+        let sub = Remote::open(&format!("file://{}/sub", dst.display())).unwrap();
+        assert_eq!(sub.get("../a.tfs").unwrap(), b"aaaa");
         assert_eq!(remote.size("missing").unwrap(), None);
         let err = remote.get("missing").unwrap_err().to_string();
         assert!(

@@ -22,7 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tinyforge-sql",
         ],
     ),
-    ("tinyforge-shards", &["tinyforge-task"]),
+    ("tinyforge-shards", &["tinyforge-task", "tinyforge-store"]),
     (
         "tinyforge-tokenize",
         &["tinyforge-task", "tinyforge-shards", "tinyforge-pretok"],

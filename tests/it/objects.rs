@@ -217,6 +217,26 @@ fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
         .unwrap();
     assert!(verify.status.success(), "{}", stderr(&verify));
 
+    // Read in place: the manifest one GET, every frame a ranged GET.
+    let inspect = |dataset: &str| {
+        let output = s3
+            .tinyforge(&tmp.path().join("cache6"))
+            .args([
+                "shards",
+                "inspect",
+                dataset,
+                "--unit",
+                "3",
+                "--seq-len",
+                "32",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        String::from_utf8_lossy(&output.stdout).replace(dataset, "DATASET")
+    };
+    assert_eq!(inspect(url), inspect(local.to_str().unwrap()));
+
     let missing = tokenize(
         &mut s3.tinyforge(&tmp.path().join("cache5")),
         "s3://no-such-bucket/docs",
@@ -227,5 +247,59 @@ fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
     assert!(
         text.contains("s3://no-such-bucket/docs") && text.contains("bucket does not exist"),
         "{text}"
+    );
+}
+
+/// The trainer reads its shards in place from S3 (ranged GETs through the frame cache) and
+/// trains the same weights as from the local folder.
+#[cfg(feature = "train")]
+#[test]
+fn training_reads_shards_from_s3_like_a_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = match S3::start(&tmp.path().join("s3")) {
+        Ok(s3) => s3,
+        Err(why) => {
+            assert!(
+                std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
+                "an S3 endpoint (moto, from scripts/setup-python) is required: {why}"
+            );
+            eprintln!("SKIP: no S3 endpoint: {why}");
+            return;
+        }
+    };
+    s3.bucket("train");
+    let data = crate::train::dataset(&tmp.path().join("data"));
+    s3.remote("s3://train/tokens")
+        .upload(&data, &["manifest.json"], &|_, _| {})
+        .unwrap();
+    let model = |out: &Path| {
+        let mut steps: Vec<PathBuf> = std::fs::read_dir(out.join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        steps.sort();
+        std::fs::read(steps.last().unwrap().join("model.safetensors")).unwrap()
+    };
+    let mut weights = Vec::new();
+    for (name, source) in [
+        ("local", data.clone()),
+        ("s3", PathBuf::from("s3://train/tokens")),
+    ] {
+        let out = tmp.path().join(name);
+        let config = crate::train::config(tmp.path(), &source, &out);
+        let output = s3
+            .tinyforge(&tmp.path().join("cache"))
+            .env("OMP_NUM_THREADS", "1")
+            .arg("train")
+            .arg(&config)
+            .args(["--steps", "6"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {}", stderr(&output));
+        weights.push(model(&out));
+    }
+    assert!(
+        weights[0] == weights[1],
+        "training from s3:// gave other weights"
     );
 }

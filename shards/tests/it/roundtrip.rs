@@ -189,6 +189,16 @@ fn merge_joins_task_outputs_in_task_order_without_copying() {
         .collect();
     assert_eq!(entries, ["manifest.json"]);
 
+    // The same dataset by URL: the manifest one GET, every index and frame a ranged GET, the
+    // merged manifest's `../tasks/...` names resolved in the store.
+    let url = format!("file://{}", out.display());
+    let remote = Dataset::open(&url).unwrap();
+    assert_eq!(remote.read_range(0, expected.len()).unwrap(), expected);
+    assert_eq!(remote.read_range(777, 300).unwrap(), expected[777..1077]);
+    let missing = Dataset::open(format!("file://{}/nothing-here", root.path().display()));
+    let err = missing.err().expect("no manifest there").to_string();
+    assert!(err.contains("nothing-here/manifest.json"), "{err}");
+
     let incomplete = merge(&dirs[..3], &root.path().join("bad"));
     assert!(matches!(incomplete, Err(Error::Merge(_))), "{incomplete:?}");
 }
