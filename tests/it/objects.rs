@@ -20,9 +20,15 @@ struct S3 {
 
 impl S3 {
     fn start(dir: &Path) -> Result<S3, String> {
+        Self::start_with(dir, &[])
+    }
+
+    /// `env` goes to the server (moto checks credentials with INITIAL_NO_AUTH_ACTION_COUNT=0).
+    fn start_with(dir: &Path, env: &[(&str, &str)]) -> Result<S3, String> {
         let output = Command::new(root().join("scripts/s3-local"))
             .arg("start")
             .env("TINYFORGE_S3_DIR", dir)
+            .envs(env.iter().copied())
             .output()
             .map_err(|e| e.to_string())?;
         if !output.status.success() {
@@ -246,6 +252,28 @@ fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
     let text = stderr(&missing);
     assert!(
         text.contains("s3://no-such-bucket/docs") && text.contains("bucket does not exist"),
+        "{text}"
+    );
+
+    // A server that checks credentials refuses the test's keys: one line naming the URL and
+    // what to check.
+    let strict = S3::start_with(
+        &tmp.path().join("s3-strict"),
+        &[("INITIAL_NO_AUTH_ACTION_COUNT", "0")],
+    )
+    .unwrap();
+    let refused = tokenize(
+        &mut strict.tinyforge(&tmp.path().join("cache7")),
+        "s3://corpus/docs",
+        "s3://corpus/tokens/t9",
+    );
+    assert!(!refused.status.success());
+    let text = stderr(&refused);
+    // The first request is the output's marker check (a HEAD: a 403 without a body).
+    assert!(
+        text.contains("s3://corpus/tokens/t9")
+            && text.contains("access denied")
+            && text.contains("AWS_ACCESS_KEY_ID"),
         "{text}"
     );
 }
