@@ -33,7 +33,11 @@ pub struct DedupSummary {
 }
 
 /// Every chunk's record, in plan order; an error names how many are missing.
-fn all_records(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Vec<ChunkRecord>> {
+pub(crate) fn all_records(
+    config: &IngestConfig,
+    plan: &Plan,
+    state: &State,
+) -> Result<Vec<ChunkRecord>> {
     let mut records = Vec::with_capacity(plan.chunks.len());
     let mut missing = 0;
     for chunk in 0..plan.chunks.len() {
@@ -62,7 +66,45 @@ fn bucket_count(config: &IngestConfig) -> Result<u32> {
     })
 }
 
-/// `--dedup-bucket b/B`: finds the duplicates of one hash bucket (every chunk must be done).
+/// Runs each of `buckets` that is not done yet, adding what it found to `summary`.
+fn run_buckets(
+    state: &State,
+    plan: &Plan,
+    buckets: impl IntoIterator<Item = Shard>,
+    summary: &mut DedupSummary,
+) -> Result<()> {
+    for bucket in buckets {
+        if !dedup::bucket_done(state, bucket)? {
+            let stats = dedup::run_bucket(state, plan.chunks.len(), bucket)?;
+            summary.buckets_run += 1;
+            summary.distinct += stats.distinct;
+            summary.duplicates += stats.duplicates;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites each of `records` (in chunk order) that holds duplicates and is not merged yet.
+fn rewrite_records<'r>(
+    config: &IngestConfig,
+    plan: &Plan,
+    state: &State,
+    records: impl IntoIterator<Item = &'r mut ChunkRecord>,
+    summary: &mut DedupSummary,
+) -> Result<()> {
+    let mut drops = Drops::open(state, summary.buckets)?;
+    for record in records {
+        let set = drops.for_chunk(record.chunk)?;
+        if !set.is_empty() && !record.merged {
+            rewrite_chunk(config, plan, state, record, &set)?;
+            summary.chunks_rewritten += 1;
+        }
+    }
+    Ok(())
+}
+
+/// `--dedup-bucket b/B`: finds the duplicates of one hash bucket (every chunk must be done:
+/// the caller has checked with [`all_records`]).
 pub fn dedup_bucket(
     config: &IngestConfig,
     plan: &Plan,
@@ -78,42 +120,29 @@ pub fn dedup_bucket(
             message: format!("is {n}, but this task is bucket {bucket}"),
         });
     }
-    all_records(config, plan, state)?;
     let mut summary = DedupSummary {
         buckets: bucket.count,
         ..DedupSummary::default()
     };
-    if !dedup::bucket_done(state, bucket)? {
-        let stats = dedup::run_bucket(state, plan.chunks.len(), bucket)?;
-        summary.buckets_run = 1;
-        summary.distinct = stats.distinct;
-        summary.duplicates = stats.duplicates;
-    }
+    run_buckets(state, plan, [bucket], &mut summary)?;
     Ok(summary)
 }
 
-/// `--dedup-rewrite i/n`: rewrites the chunks i, i+n, ... that hold duplicates (every bucket
-/// must be done).
+/// `--dedup-rewrite i/n`: rewrites the chunks i, i+n, ... of `records` (every chunk's) that
+/// hold duplicates (every bucket must be done).
 pub fn dedup_rewrite(
     config: &IngestConfig,
     plan: &Plan,
     state: &State,
     task: Shard,
+    records: &mut [ChunkRecord],
 ) -> Result<DedupSummary> {
-    let records = all_records(config, plan, state)?;
-    let buckets = bucket_count(config)?;
-    let mut drops = Drops::open(state, buckets)?;
     let mut summary = DedupSummary {
-        buckets,
+        buckets: bucket_count(config)?,
         ..DedupSummary::default()
     };
-    for mut record in records.into_iter().filter(|r| task.owns(r.chunk)) {
-        let set = drops.for_chunk(record.chunk)?;
-        if !set.is_empty() && !record.merged {
-            rewrite_chunk(config, plan, state, &mut record, &set)?;
-            summary.chunks_rewritten += 1;
-        }
-    }
+    let owned = records.iter_mut().filter(|r| task.owns(r.chunk));
+    rewrite_records(config, plan, state, owned, &mut summary)?;
     Ok(summary)
 }
 
@@ -129,26 +158,12 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
             buckets,
             ..DedupSummary::default()
         };
-        for index in 0..buckets {
-            let bucket = Shard {
-                index,
-                count: buckets,
-            };
-            if !dedup::bucket_done(state, bucket)? {
-                let stats = dedup::run_bucket(state, plan.chunks.len(), bucket)?;
-                done.buckets_run += 1;
-                done.distinct += stats.distinct;
-                done.duplicates += stats.duplicates;
-            }
-        }
-        let mut drops = Drops::open(state, buckets)?;
-        for record in records.iter_mut() {
-            let set = drops.for_chunk(record.chunk)?;
-            if !set.is_empty() && !record.merged {
-                rewrite_chunk(config, plan, state, record, &set)?;
-                done.chunks_rewritten += 1;
-            }
-        }
+        let all = (0..buckets).map(|index| Shard {
+            index,
+            count: buckets,
+        });
+        run_buckets(state, plan, all, &mut done)?;
+        rewrite_records(config, plan, state, records.iter_mut(), &mut done)?;
         summary = Some(done);
     }
     let mut counts = Counts::default();

@@ -86,14 +86,13 @@ pub fn ingest(
         .map(|sql| Filter::new(sql, &schema))
         .transpose()?;
     if let Some(step) = options.dedup_bucket.or(options.dedup_rewrite) {
+        // Both steps need every chunk done; the records read here serve the step and the report.
+        let mut records = crate::finalize::all_records(config, &plan, &state)?;
         let summary = if options.dedup_bucket.is_some() {
             crate::finalize::dedup_bucket(config, &plan, &state, step)?
         } else {
-            crate::finalize::dedup_rewrite(config, &plan, &state, step)?
+            crate::finalize::dedup_rewrite(config, &plan, &state, step, &mut records)?
         };
-        let records: Vec<ChunkRecord> = (0..plan.chunks.len())
-            .filter_map(|c| state.finished(c).transpose())
-            .collect::<Result<_>>()?;
         let mut report = task_report(config, &plan, &records);
         report.shard = step.to_string();
         report.elapsed_s = start.elapsed().as_secs_f64();
@@ -177,19 +176,10 @@ fn remove_stale_temporaries(state: &State, pending: &[usize]) -> Result<()> {
             [format!("part-{digits}"), format!("chunk-{digits}.")]
         })
         .collect();
-    for dir in [state.out.clone(), state.dir.clone()] {
-        for entry in fs_err::read_dir(&dir)? {
-            let path = entry?.path();
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let stale = tinyforge_task::temp_target(&name)
-                .is_some_and(|target| prefixes.iter().any(|p| target.starts_with(p.as_str())));
-            if stale {
-                fs_err::remove_file(&path)?;
-            }
-        }
+    for dir in [&state.out, &state.dir] {
+        tinyforge_task::remove_temporaries(dir, |target| {
+            prefixes.iter().any(|p| target.starts_with(p.as_str()))
+        })?;
     }
     Ok(())
 }

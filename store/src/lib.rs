@@ -118,37 +118,24 @@ impl Remote {
             brief: brief(&e),
             cause: Box::new(e),
         };
+        // The three cloud builders share their methods but no trait: one body for all.
+        macro_rules! cloud {
+            ($builder:ty) => {{
+                let mut builder = <$builder>::from_env().with_url(trimmed).with_retry(retry);
+                for (key, value) in &options {
+                    builder = builder.with_config(key.parse().map_err(built)?, value);
+                }
+                Arc::new(builder.build().map_err(built)?)
+            }};
+        }
         let store: Arc<dyn ObjectStore> = match scheme {
             ObjectStoreScheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
-            ObjectStoreScheme::AmazonS3 => {
-                let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(trimmed)
-                    .with_retry(retry);
-                for (key, value) in &options {
-                    let key = key.parse().map_err(built)?;
-                    builder = builder.with_config(key, value);
-                }
-                Arc::new(builder.build().map_err(built)?)
-            }
+            ObjectStoreScheme::AmazonS3 => cloud!(object_store::aws::AmazonS3Builder),
             ObjectStoreScheme::GoogleCloudStorage => {
-                let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(trimmed)
-                    .with_retry(retry);
-                for (key, value) in &options {
-                    let key = key.parse().map_err(built)?;
-                    builder = builder.with_config(key, value);
-                }
-                Arc::new(builder.build().map_err(built)?)
+                cloud!(object_store::gcp::GoogleCloudStorageBuilder)
             }
             ObjectStoreScheme::MicrosoftAzure => {
-                let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(trimmed)
-                    .with_retry(retry);
-                for (key, value) in &options {
-                    let key = key.parse().map_err(built)?;
-                    builder = builder.with_config(key, value);
-                }
-                Arc::new(builder.build().map_err(built)?)
+                cloud!(object_store::azure::MicrosoftAzureBuilder)
             }
             other => return Err(bad(format!("{other:?} URLs are not supported"))),
         };
@@ -304,8 +291,8 @@ impl Remote {
     }
 
     /// Downloads every object under the folder for which `wanted(name)` holds into `dir` (the
-    /// same relative names), each written under a temporary name and renamed; an object whose
-    /// local copy has its size is not fetched again.
+    /// same relative names), each written atomically (`tinyforge_task::write_atomic`); an
+    /// object whose local copy has its size is not fetched again.
     pub fn download(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Transfer> {
         let mut transfer = Transfer::default();
         for (name, size) in self.list()? {
@@ -321,16 +308,7 @@ impl Remote {
                 fs_err::create_dir_all(parent)?;
             }
             let bytes = self.get(&name)?;
-            let tmp = local.with_file_name(format!(
-                ".{}.tmp-{}",
-                local
-                    .file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default(),
-                std::process::id()
-            ));
-            fs_err::write(&tmp, &bytes)?;
-            fs_err::rename(&tmp, &local)?;
+            tinyforge_task::write_atomic(&local, &bytes)?;
             transfer.objects += 1;
             transfer.bytes += size;
         }

@@ -22,6 +22,21 @@ pub fn temp_target(name: &str) -> Option<&str> {
         .then_some(target)
 }
 
+/// Removes the temporary files directly in `dir` whose final name `stale` accepts (what a
+/// killed writer left; call it while holding the folder's [`crate::TaskLock`]). Returns how many.
+pub fn remove_temporaries(dir: &Path, stale: impl Fn(&str) -> bool) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs_err::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.as_deref().and_then(temp_target).is_some_and(&stale) && path.is_file() {
+            fs_err::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes `bytes` to `path` so that readers see either the old file or the whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = AtomicFile::create(path)?;
@@ -120,6 +135,14 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1, "the uncommitted temporary file is gone");
+
+        std::fs::write(dir.path().join(".a.json.tmp-7"), b"x").unwrap();
+        std::fs::write(dir.path().join(".b.json.tmp-7"), b"x").unwrap();
+        assert_eq!(
+            remove_temporaries(dir.path(), |name| name == "a.json").unwrap(),
+            1
+        );
+        assert!(dir.path().join(".b.json.tmp-7").exists() && path.exists());
 
         let err = write_atomic(&dir.path().join("missing/b.json"), b"x").unwrap_err();
         assert!(err.to_string().contains("missing"), "{err}");

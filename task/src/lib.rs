@@ -13,6 +13,6 @@ mod atomic;
 mod lock;
 mod shard;
 
-pub use atomic::{AtomicFile, temp_path, temp_target, write_atomic};
+pub use atomic::{AtomicFile, remove_temporaries, temp_path, temp_target, write_atomic};
 pub use lock::{LockError, TaskLock, lock_file};
 pub use shard::{Shard, ShardError, ShardSpec};

@@ -8,7 +8,7 @@ use std::process::Command;
 /// Each workspace crate and the workspace crates it may depend on (normal dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-task", &[]),
-    ("tinyforge-store", &[]),
+    ("tinyforge-store", &["tinyforge-task"]),
     ("tinyforge-model", &[]),
     ("tinyforge-sql", &[]),
     ("tinyforge-ingest", &["tinyforge-task", "tinyforge-sql"]),

@@ -117,7 +117,8 @@ pub fn tokenize(
         run: run.clone(),
     });
     let _lock = TaskLock::acquire(&config.out, "tokenize", config.task)?;
-    remove_temporaries(&config.out)?;
+    // What a killed writer of this folder left (the lock says none runs now).
+    tinyforge_task::remove_temporaries(&config.out, |_| true)?;
     let progress_path = config.out.join(PROGRESS_FILE);
     let mut record = load_progress(&progress_path, &run, config.task, &config.out)?;
     let resumed_shards = record.shards.len();
@@ -258,23 +259,6 @@ fn run_fingerprint(config: &TokenizeConfig, tokenizer: &TokenizerInfo, inputs: &
     hash.update(config.zstd_level.to_le_bytes());
     hash.update(config.task.count.to_le_bytes());
     hex::encode(&hash.finalize()[..16])
-}
-
-/// What a killed writer of this folder left under temporary names (the lock says none runs now).
-fn remove_temporaries(out: &Path) -> Result<()> {
-    for entry in fs_err::read_dir(out)? {
-        let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name
-            .as_deref()
-            .and_then(tinyforge_task::temp_target)
-            .is_some()
-            && path.is_file()
-        {
-            fs_err::remove_file(&path)?;
-        }
-    }
-    Ok(())
 }
 
 fn load_progress(path: &Path, run: &str, task: Shard, out: &Path) -> Result<ProgressRecord> {
