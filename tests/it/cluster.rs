@@ -3,7 +3,7 @@
 //! chain of dependent arrays (ingest chunks, dedup buckets, dedup rewrites, the docs merge,
 //! vocab count, tokenize, the merges), and the result is the bytes of one process.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use tinyforge_shards::Dataset;
@@ -62,39 +62,6 @@ impl Drop for Cluster {
     }
 }
 
-fn ingest_config(dir: &Path) -> PathBuf {
-    let real = root().join("ingest/tests/fixtures/real");
-    let config = format!(
-        r#"part_size_mb = 0.01
-row_group_mb = 0.004
-min_chars = 16
-
-[[input]]
-path = "{real}/songci/*.json"
-text_fields = ["rhythmic", "paragraphs"]
-source = "songci"
-keep = ["author"]
-
-[[input]]
-path = "{real}/sotu/sotu.jsonl"
-source = "sotu"
-id = "year"
-
-[[input]]
-path = ["{real}/help/zh-CN", "{real}/help/en-US"]
-source = "help"
-
-[[input]]
-path = "{real}/rust/*.rs"
-source = "rust"
-"#,
-        real = real.display()
-    );
-    let path = dir.join("ingest.toml");
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
 fn tinyforge() -> Command {
     let mut command = Command::new(assert_cmd::cargo::cargo_bin("tinyforge"));
     command.args(["--progress", "none"]);
@@ -112,23 +79,15 @@ fn succeeds(command: &mut Command) {
 
 /// The documents folder's files by name (the manifest with its folder's path taken out).
 fn docs_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            let mut bytes = std::fs::read(&p).unwrap();
-            if name == "_manifest.json" {
-                bytes = String::from_utf8(bytes)
-                    .unwrap()
-                    .replace(&dir.display().to_string(), "DOCS")
-                    .into_bytes();
-            }
-            (name, bytes)
-        })
-        .collect();
-    files.sort();
+    let mut files = crate::plain_files(dir);
+    for (name, bytes) in &mut files {
+        if name == "_manifest.json" {
+            *bytes = String::from_utf8(std::mem::take(bytes))
+                .unwrap()
+                .replace(&dir.display().to_string(), "DOCS")
+                .into_bytes();
+        }
+    }
     files
 }
 
@@ -136,17 +95,11 @@ fn docs_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn slurm_arrays_give_the_bytes_of_one_process() {
     let cluster = match Cluster::start() {
         Ok(cluster) => cluster,
-        Err(why) => {
-            assert!(
-                std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
-                "a one-machine Slurm cluster is required (TINYFORGE_REQUIRE_REFERENCES is set): {why}"
-            );
-            eprintln!("SKIP: no Slurm cluster: {why}");
-            return;
-        }
+        Err(why) => return crate::skip_unless_required("one-machine Slurm cluster", &why),
     };
     let tmp = tempfile::tempdir().unwrap();
-    let config = ingest_config(tmp.path());
+    // The ingest tests' config over every fixture format, tiny parts: several chunks.
+    let config = crate::ingest::write_config(tmp.path());
     let tokenizer = root().join("vocab/tests/fixtures/spm_bpe.json");
     let out = tmp.path().join("cluster");
     let output = Command::new(root().join("configs/cluster/prepare-data.sh"))

@@ -11,7 +11,7 @@ fn fixtures() -> PathBuf {
 }
 
 /// A config over every fixture format, with tiny parts so there are several chunks.
-fn write_config(dir: &Path) -> PathBuf {
+pub(crate) fn write_config(dir: &Path) -> PathBuf {
     let real = fixtures();
     let config = format!(
         r#"part_size_mb = 0.01

@@ -14,3 +14,29 @@ mod stats;
 mod tokenize;
 mod train;
 mod vocab;
+
+/// A test whose real engine or reference (Slurm, moto, torchrun) is not available here: fails
+/// when `TINYFORGE_REQUIRE_REFERENCES` is set (as `scripts/test` sets it), else says it skips.
+pub(crate) fn skip_unless_required(what: &str, why: &str) {
+    assert!(
+        std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
+        "{what} is required (TINYFORGE_REQUIRE_REFERENCES is set): {why}"
+    );
+    eprintln!("SKIP: no {what}: {why}");
+}
+
+/// Every plain file of a folder (hidden ones, locks and temporaries, left out), by name, with
+/// its bytes.
+pub(crate) fn plain_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(&p).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}

@@ -19,8 +19,15 @@ struct S3 {
 }
 
 impl S3 {
-    fn start(dir: &Path) -> Result<S3, String> {
-        Self::start_with(dir, &[])
+    /// The server, or `None` after [`crate::skip_unless_required`] when moto cannot start.
+    fn start_or_skip(dir: &Path) -> Option<S3> {
+        match Self::start_with(dir, &[]) {
+            Ok(s3) => Some(s3),
+            Err(why) => {
+                crate::skip_unless_required("S3 endpoint (moto, from scripts/setup-python)", &why);
+                None
+            }
+        }
     }
 
     /// `env` goes to the server (moto checks credentials with INITIAL_NO_AUTH_ACTION_COUNT=0).
@@ -100,21 +107,6 @@ impl Drop for S3 {
     }
 }
 
-/// Every plain file of a folder, by name, with its bytes.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -122,16 +114,8 @@ fn stderr(output: &std::process::Output) -> String {
 #[test]
 fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
     let tmp = tempfile::tempdir().unwrap();
-    let s3 = match S3::start(&tmp.path().join("s3")) {
-        Ok(s3) => s3,
-        Err(why) => {
-            assert!(
-                std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
-                "an S3 endpoint (moto, from scripts/setup-python) is required: {why}"
-            );
-            eprintln!("SKIP: no S3 endpoint: {why}");
-            return;
-        }
+    let Some(s3) = S3::start_or_skip(&tmp.path().join("s3")) else {
+        return;
     };
     s3.bucket("corpus");
     let fixtures = root().join("tokenize/tests/fixtures");
@@ -165,7 +149,7 @@ fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
         local.to_str().unwrap(),
     );
     assert!(done.status.success(), "{}", stderr(&done));
-    let expected = files(&local);
+    let expected = crate::plain_files(&local);
     assert!(expected.len() > 4, "{} files", expected.len());
 
     // Killed after two objects: shards are there, the marker is not.
@@ -284,30 +268,14 @@ fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
 #[test]
 fn training_reads_shards_from_s3_like_a_folder() {
     let tmp = tempfile::tempdir().unwrap();
-    let s3 = match S3::start(&tmp.path().join("s3")) {
-        Ok(s3) => s3,
-        Err(why) => {
-            assert!(
-                std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
-                "an S3 endpoint (moto, from scripts/setup-python) is required: {why}"
-            );
-            eprintln!("SKIP: no S3 endpoint: {why}");
-            return;
-        }
+    let Some(s3) = S3::start_or_skip(&tmp.path().join("s3")) else {
+        return;
     };
     s3.bucket("train");
     let data = crate::train::dataset(&tmp.path().join("data"));
     s3.remote("s3://train/tokens")
         .upload(&data, &["manifest.json"], &|_, _| {})
         .unwrap();
-    let model = |out: &Path| {
-        let mut steps: Vec<PathBuf> = std::fs::read_dir(out.join("checkpoints"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        steps.sort();
-        std::fs::read(steps.last().unwrap().join("model.safetensors")).unwrap()
-    };
     let mut weights = Vec::new();
     for (name, source) in [
         ("local", data.clone()),
@@ -324,7 +292,7 @@ fn training_reads_shards_from_s3_like_a_folder() {
             .output()
             .unwrap();
         assert!(output.status.success(), "{name}: {}", stderr(&output));
-        weights.push(model(&out));
+        weights.push(crate::train::final_model(&out));
     }
     assert!(
         weights[0] == weights[1],

@@ -16,19 +16,23 @@ fn tinyforge() -> Command {
     command
 }
 
-/// Runs `tinyforge tokenize` into `out` with small shards and frames; returns the JSON report.
-fn tokenize(out: &Path, extra: &[&str]) -> serde_json::Value {
-    let output = tinyforge()
+/// `tinyforge tokenize` of the fixture documents into `out`, with small shards and frames.
+fn tokenize_command(out: &Path) -> Command {
+    let mut command = tinyforge();
+    command
         .arg("tokenize")
         .arg(fixtures().join("docs"))
         .arg("--tokenizer")
         .arg(fixtures().join("tokenizer.json"))
         .arg("--out")
         .arg(out)
-        .args(["--shard-tokens", "2500", "--frame-tokens", "200"])
-        .args(extra)
-        .output()
-        .unwrap();
+        .args(["--shard-tokens", "2500", "--frame-tokens", "200"]);
+    command
+}
+
+/// Runs [`tokenize_command`] with `extra`, which must succeed; returns the JSON report.
+fn tokenize(out: &Path, extra: &[&str]) -> serde_json::Value {
+    let output = tokenize_command(out).args(extra).output().unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -119,21 +123,8 @@ fn four_tasks_merged_hold_the_single_run_stream() {
             tokenize(&dir, &["--shard", &format!("{i}/4")]);
         } else {
             // As a Slurm `--array=1-4` task would run it.
-            let output = tinyforge()
-                .arg("tokenize")
-                .arg(fixtures().join("docs"))
-                .arg("--tokenizer")
-                .arg(fixtures().join("tokenizer.json"))
-                .arg("--out")
-                .arg(&dir)
-                .args([
-                    "--shard-tokens",
-                    "2500",
-                    "--frame-tokens",
-                    "200",
-                    "--shard",
-                    "auto",
-                ])
+            let output = tokenize_command(&dir)
+                .args(["--shard", "auto"])
                 .env("SLURM_ARRAY_TASK_ID", (i + 1).to_string())
                 .env("SLURM_ARRAY_TASK_MIN", "1")
                 .env("SLURM_ARRAY_TASK_MAX", "4")
@@ -180,14 +171,7 @@ fn resume_after_a_kill_gives_the_same_bytes() {
 
     let out = root.path().join("killed");
     // Dies right after shard 2 is renamed into place, before it is recorded as finished.
-    let killed = tinyforge()
-        .arg("tokenize")
-        .arg(fixtures().join("docs"))
-        .arg("--tokenizer")
-        .arg(fixtures().join("tokenizer.json"))
-        .arg("--out")
-        .arg(&out)
-        .args(["--shard-tokens", "2500", "--frame-tokens", "200"])
+    let killed = tokenize_command(&out)
         .env("TINYFORGE_TEST_ABORT_AFTER_SHARDS", "2")
         .output()
         .unwrap();
@@ -215,13 +199,7 @@ fn a_second_writer_of_a_task_is_told_who_holds_it() {
     let out = root.path().join("t1");
     let shard = tinyforge_task::Shard { index: 1, count: 4 };
     let held = tinyforge_task::TaskLock::acquire(&out, "tokenize", shard).unwrap();
-    let output = tinyforge()
-        .arg("tokenize")
-        .arg(fixtures().join("docs"))
-        .arg("--tokenizer")
-        .arg(fixtures().join("tokenizer.json"))
-        .arg("--out")
-        .arg(&out)
+    let output = tokenize_command(&out)
         .args(["--shard", "1/4"])
         .output()
         .unwrap();

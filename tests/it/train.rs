@@ -85,7 +85,7 @@ pub(crate) fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
 }
 
-fn final_model(out: &Path) -> Vec<u8> {
+pub(crate) fn final_model(out: &Path) -> Vec<u8> {
     let mut steps: Vec<PathBuf> = std::fs::read_dir(out.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().path())
