@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use tinyforge_store::{Remote, Transfer, cache_root, is_url, local_folder};
+use tinyforge_store::{
+    FileKind, Remote, Transfer, cache_root, is_url, local_folder, split_object_url,
+};
 
 use crate::progress::Progress;
 
@@ -43,6 +45,79 @@ pub fn input_folder(
     Ok(local)
 }
 
+/// The object a URL names, opened: its folder and its name.
+fn object(url: &str) -> anyhow::Result<(Remote, String)> {
+    let (folder, name) = split_object_url(url)
+        .with_context(|| format!("{url}: name an object (s3://bucket/path/file), not a bucket"))?;
+    Ok((Remote::open(folder)?, name.to_owned()))
+}
+
+/// The local file a stage reads `arg` from: `arg` itself, or the object it names downloaded
+/// into `$TINYFORGE_CACHE/inputs/…` (not fetched again while the copy has its size and time).
+pub fn input_file(arg: &Path) -> anyhow::Result<PathBuf> {
+    let Some(url) = url_of(arg) else {
+        return Ok(arg.to_owned());
+    };
+    let (remote, name) = object(url)?;
+    let local = local_folder(&cache_root().join("inputs"), remote.url());
+    remote
+        .download(&local, |object| object == name)
+        .with_context(|| format!("downloading {url}"))?;
+    let path = local.join(&name);
+    anyhow::ensure!(path.is_file(), "{url}: no such object");
+    Ok(path)
+}
+
+/// Where a stage writes one file `arg` (and the files it writes beside it): the path itself,
+/// or a path in a staging folder that [`OutputFile::publish`] uploads.
+pub struct OutputFile {
+    pub local: PathBuf,
+    remote: Option<Remote>,
+}
+
+impl OutputFile {
+    pub fn new(arg: &Path) -> anyhow::Result<OutputFile> {
+        let Some(url) = url_of(arg) else {
+            return Ok(OutputFile {
+                local: arg.to_owned(),
+                remote: None,
+            });
+        };
+        let (remote, name) = object(url)?;
+        let staging = local_folder(&cache_root().join("staging"), remote.url());
+        fs_err::create_dir_all(&staging)?;
+        Ok(OutputFile {
+            local: staging.join(name),
+            remote: Some(remote),
+        })
+    }
+
+    /// Uploads the file, after the `beside` files written next to it (their local paths).
+    pub fn publish(&self, beside: &[PathBuf]) -> anyhow::Result<()> {
+        let Some(remote) = &self.remote else {
+            return Ok(());
+        };
+        for path in beside.iter().chain([&self.local]) {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: no file name", path.display()))?;
+            remote
+                .put_file(name, path)
+                .with_context(|| format!("uploading {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The name of `path` (one of the files written) for reports: its URL or its path.
+    pub fn name_of(&self, path: &Path) -> String {
+        match (&self.remote, path.file_name()) {
+            (Some(remote), Some(name)) => format!("{}/{}", remote.url(), name.to_string_lossy()),
+            _ => path.display().to_string(),
+        }
+    }
+}
+
 /// Where a stage writes `arg`: the folder itself, or a staging folder uploaded by [`publish`].
 pub struct Output {
     pub local: PathBuf,
@@ -74,8 +149,56 @@ impl Output {
         })
     }
 
+    /// Makes the staging folder hold the remote folder's objects that `wanted` names, as
+    /// they are there (a local file that differs, such as one a killed task wrote and never
+    /// uploaded, is replaced: the remote folder is the truth). Nothing for a local output.
+    pub fn pull(
+        &self,
+        progress: &Progress,
+        wanted: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<Option<Transfer>> {
+        let Some(remote) = &self.remote else {
+            return Ok(None);
+        };
+        progress.message(format!("reading the state of {}", remote.url()));
+        let got = remote.download(&self.local, wanted).with_context(|| {
+            format!("downloading {} into {}", remote.url(), self.local.display())
+        })?;
+        Ok(Some(got))
+    }
+
+    /// For a staged output: a fetch that makes one file of the staging folder a copy of its
+    /// object when a step is about to read it (a file written here and not uploaded yet has no
+    /// object and is used as it is).
+    pub fn fetcher(&self) -> Option<tinyforge_ingest::Fetch> {
+        let remote = self.remote.clone()?;
+        let local = self.local.clone();
+        Some(std::sync::Arc::new(move |name: &str| {
+            let path = local.join(name);
+            match remote.sync_object(name, &path) {
+                Ok(true) => Ok(()),
+                Ok(false) if path.is_file() => Ok(()),
+                Ok(false) => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{}/{name}: no such object", remote.url()),
+                )),
+                Err(err) => Err(std::io::Error::other(err.to_string())),
+            }
+        }))
+    }
+
     /// Uploads the staging folder, `marker` last; nothing for a local output.
     pub fn publish(&self, marker: &str, progress: &Progress) -> anyhow::Result<Option<Transfer>> {
+        self.publish_with(&|name| kind(name, marker), progress)
+    }
+
+    /// Uploads what changed in the staging folder, in the order `kind` gives; nothing for a
+    /// local output.
+    pub fn publish_with(
+        &self,
+        kind: &dyn Fn(&str) -> FileKind,
+        progress: &Progress,
+    ) -> anyhow::Result<Option<Transfer>> {
         let Some(remote) = &self.remote else {
             return Ok(None);
         };
@@ -87,7 +210,7 @@ impl Output {
             .and_then(|v| v.parse().ok());
         let sent = std::sync::atomic::AtomicUsize::new(0);
         let transfer = remote
-            .upload(&self.local, &[marker], &|_, _| {
+            .upload(&self.local, kind, &|_, _| {
                 let n = sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 if abort_after == Some(n) {
                     std::process::abort();
@@ -103,6 +226,16 @@ impl Output {
             Some(remote) => remote.url().to_owned(),
             None => self.local.display().to_string(),
         }
+    }
+}
+
+/// A stage output's files are deterministic (a rerun writes the same bytes): write-once, the
+/// marker last.
+fn kind(name: &str, marker: &str) -> FileKind {
+    if name == marker {
+        FileKind::MARKER
+    } else {
+        FileKind::DATA
     }
 }
 

@@ -141,6 +141,9 @@ pub use tinyforge_task::Shard;
 pub struct IngestConfig {
     pub inputs: Vec<InputSpec>,
     pub out: PathBuf,
+    /// How the report and the manifest name the output folder: `out` itself, or the URL of
+    /// the object-store folder `out` stages.
+    pub out_name: String,
     pub part_bytes: u64,
     pub row_group_bytes: u64,
     pub min_chars: usize,
@@ -153,6 +156,26 @@ pub struct IngestConfig {
     pub shard: Shard,
     /// Metadata columns: the union of every input's `keep`, in order of first appearance.
     pub keep_columns: Vec<String>,
+}
+
+impl IngestConfig {
+    /// How reports name `path`, a file of the output folder: under [`IngestConfig::out_name`].
+    pub fn name_of(&self, path: &Path) -> String {
+        match path.strip_prefix(&self.out) {
+            Ok(rel) => {
+                let parts: Vec<_> = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect();
+                format!(
+                    "{}/{}",
+                    self.out_name.trim_end_matches('/'),
+                    parts.join("/")
+                )
+            }
+            Err(_) => path.display().to_string(),
+        }
+    }
 }
 
 /// Column names the documents contract reserves.
@@ -270,6 +293,7 @@ impl IngestOptions {
         }
         Ok(IngestConfig {
             inputs,
+            out_name: out.display().to_string(),
             out,
             part_bytes,
             row_group_bytes,

@@ -69,9 +69,12 @@ pub fn find_duplicates(
 
 /// `_state/dedup-b-of-B.drops`.
 pub fn drops_path(state: &State, bucket: Shard) -> PathBuf {
-    state
-        .dir
-        .join(format!("dedup-{}-of-{}.drops", bucket.index, bucket.count))
+    state.dir.join(drops_file_name(bucket))
+}
+
+/// The name of bucket `b/B`'s drops file in `_state/`: `dedup-b-of-B.drops`.
+pub fn drops_file_name(bucket: Shard) -> String {
+    format!("dedup-{}-of-{}.drops", bucket.index, bucket.count)
 }
 
 /// Runs bucket `bucket` over every chunk's hash file and writes its drops file (atomically; the

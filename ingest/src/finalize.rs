@@ -183,7 +183,7 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
         &counts,
         &records,
         true,
-        Some(rejects_path.display().to_string()),
+        Some(config.name_of(&rejects_path)),
     );
     let manifest = serde_json::json!({
         "format": "tinyforge-documents",
@@ -222,6 +222,7 @@ fn rewrite_chunk(
     let mut parts = Vec::new();
     for (index, part) in record.parts.iter().enumerate() {
         let path = config.out.join(&part.file);
+        state.fetch(&path)?;
         let file = fs_err::File::open(&path)?.into_parts().0;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.with_batch_size(8192).build())

@@ -22,6 +22,7 @@ mod finalize;
 mod part;
 mod plan;
 mod read;
+mod remote;
 mod report;
 mod run;
 mod state;
@@ -32,13 +33,13 @@ pub use config::{
     Format, IngestConfig, IngestOptions, InputOptions, InputSpec, OnError, OneOrMany, Shard,
     TextSpec, expand,
 };
-pub use dedup::{BucketStats, bucket_of, find_duplicates};
+pub use dedup::{BucketStats, bucket_of, drops_file_name, find_duplicates};
 pub use error::{Error, Location, Result};
 pub use finalize::DedupSummary;
 pub use part::{PartInfo, schema};
 pub use report::{Counts, Dropped, LangCount, Report, SourceCount};
 pub use run::{Event, RunOptions, ingest};
-pub use state::{MANIFEST, REJECTS, STATE_DIR};
+pub use state::{Fetch, MANIFEST, REJECTS, STATE_DIR, chunk_of_file};
 pub use stats::{SUMMARY_QUERIES, query, summary, to_json_rows, to_table};
 
 /// HTML to plain text, as the HTML reader does it.

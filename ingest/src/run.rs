@@ -21,7 +21,7 @@ use crate::part::{Docs, PartWriter, schema};
 use crate::plan::{InputFile, Plan};
 use crate::read::{FieldSpec, Record, Reject, Sink, read_unit};
 use crate::report::{Counts, Report};
-use crate::state::{ChunkRecord, HashSet128, State, clean_output};
+use crate::state::{ChunkRecord, Fetch, HashSet128, State, clean_output};
 
 /// What the run tells its caller while it works (the command turns it into a progress bar).
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub enum Event {
 }
 
 /// Options of a run that do not change its output.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RunOptions {
     /// Delete this plan's earlier parts and state first.
     pub force: bool,
@@ -53,6 +53,21 @@ pub struct RunOptions {
     pub dedup_bucket: Option<Shard>,
     /// Only rewrite these chunks without their duplicates (every bucket must be done).
     pub dedup_rewrite: Option<Shard>,
+    /// Called before a step reads a part or a hash file another task wrote (the dedup steps
+    /// and the merge), so that a folder staged from an object store downloads only those.
+    pub fetch: Option<Fetch>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("force", &self.force)
+            .field("merge_only", &self.merge_only)
+            .field("dedup_bucket", &self.dedup_bucket)
+            .field("dedup_rewrite", &self.dedup_rewrite)
+            .field("fetch", &self.fetch.is_some())
+            .finish()
+    }
 }
 
 /// Documents per batch handed from reading to writing.
@@ -78,7 +93,7 @@ pub fn ingest(
     if options.force {
         clean_output(&config.out, true)?;
     }
-    let state = State::open(&config.out, &plan)?;
+    let state = State::open(&config.out, &plan)?.with_fetch(options.fetch.clone());
     let schema = schema(&config.keep_columns);
     let filter = config
         .where_sql
@@ -201,7 +216,7 @@ pub(crate) fn build_report(
     rejects_file: Option<String>,
 ) -> Report {
     Report {
-        out: config.out.display().to_string(),
+        out: config.out_name.clone(),
         complete,
         shard: config.shard.to_string(),
         files: plan.files.len(),

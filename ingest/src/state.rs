@@ -39,6 +39,25 @@ impl Hasher for LowBits {
     }
 }
 
+/// Makes a file of the output folder present before a step reads it, given the file's name
+/// relative to the folder (`part-0003.parquet`, `_state/chunk-0003.hashes`): for a folder
+/// staged from an object store, downloads it. See [`crate::RunOptions::fetch`].
+pub type Fetch = std::sync::Arc<dyn Fn(&str) -> std::io::Result<()> + Send + Sync>;
+
+/// The chunk a file of an output folder belongs to, from its name: `part-0003.parquet`,
+/// `part-0003_001.parquet` and `_state/chunk-0003.json` (`.hashes`, `.rejects.jsonl`) are
+/// chunk 3's; `None` for the folder's other files.
+pub fn chunk_of_file(name: &str) -> Option<usize> {
+    let rest = match name.strip_prefix("_state/") {
+        Some(state) => state.strip_prefix("chunk-")?,
+        None => name.strip_prefix("part-")?,
+    };
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanRecord {
     pub fingerprint: String,
@@ -63,6 +82,7 @@ pub struct State {
     pub dir: PathBuf,
     width: usize,
     fingerprint: String,
+    fetch: Option<Fetch>,
 }
 
 impl State {
@@ -95,6 +115,28 @@ impl State {
             dir,
             width: plan.width,
             fingerprint: plan.fingerprint.clone(),
+            fetch: None,
+        })
+    }
+
+    /// Files this run reads are first made present by `fetch`.
+    pub fn with_fetch(self, fetch: Option<Fetch>) -> State {
+        State { fetch, ..self }
+    }
+
+    /// Makes `path` (inside the output folder) present, when the run was given a fetch.
+    pub fn fetch(&self, path: &Path) -> Result<()> {
+        let Some(fetch) = &self.fetch else {
+            return Ok(());
+        };
+        let rel = path.strip_prefix(&self.out).unwrap_or(path);
+        let name: Vec<_> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect();
+        fetch(&name.join("/")).map_err(|err| Error::State {
+            path: path.to_owned(),
+            message: format!("cannot fetch: {err}"),
         })
     }
 
@@ -141,6 +183,7 @@ impl State {
 
     pub fn read_hashes(&self, chunk: usize) -> Result<Vec<u128>> {
         let path = self.hashes_path(chunk);
+        self.fetch(&path)?;
         let bytes = fs_err::read(&path)?;
         if bytes.len() % 16 != 0 {
             return Err(Error::State {
@@ -197,4 +240,21 @@ pub fn clean_output(out: &Path, all: bool) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_of_file;
+
+    #[test]
+    fn files_name_their_chunk() {
+        assert_eq!(chunk_of_file("part-0003.parquet"), Some(3));
+        assert_eq!(chunk_of_file("part-0012_001.parquet"), Some(12));
+        assert_eq!(chunk_of_file("_state/chunk-0007.json"), Some(7));
+        assert_eq!(chunk_of_file("_state/chunk-0007.rejects.jsonl"), Some(7));
+        assert_eq!(chunk_of_file("_state/plan.json"), None);
+        assert_eq!(chunk_of_file("_state/dedup-0-of-4.drops"), None);
+        assert_eq!(chunk_of_file("_manifest.json"), None);
+        assert_eq!(chunk_of_file("part-.parquet"), None);
+    }
 }

@@ -142,13 +142,29 @@ impl Manifest {
         Ok(())
     }
 
-    /// Writes `dir/manifest.json` atomically (temporary name, fsync, rename).
-    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
-        let path = dir.join(MANIFEST_FILE);
+    /// Reads and checks the `manifest.json` of a folder or an object-store folder (URL).
+    pub fn read_any(dir: &Path) -> Result<Self> {
+        match dir.to_str().filter(|text| tinyforge_store::is_url(text)) {
+            None => Self::read(dir),
+            Some(url) => {
+                let bytes = tinyforge_store::Remote::open(url)?.get(MANIFEST_FILE)?;
+                Self::parse(&bytes, &dir.join(MANIFEST_FILE))
+            }
+        }
+    }
+
+    /// The manifest as written: pretty JSON and a newline.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut json =
             serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
         json.push(b'\n');
-        tinyforge_task::write_atomic(&path, &json)?;
+        Ok(json)
+    }
+
+    /// Writes `dir/manifest.json` atomically (temporary name, fsync, rename).
+    pub fn write(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join(MANIFEST_FILE);
+        tinyforge_task::write_atomic(&path, &self.to_bytes()?)?;
         Ok(path)
     }
 }

@@ -11,13 +11,27 @@ use crate::manifest::{Manifest, ShardEntry};
 /// Task outputs (manifests with a `task` field) are put in task order whatever order they are
 /// given in, and must be the complete set of one run. Datasets without a `task` field are joined
 /// in the order given. Returns the merged manifest.
+///
+/// `out` and the datasets may all be object-store URLs in one bucket instead of local folders:
+/// the manifests are read with one GET each and the merged one is written with one PUT (its
+/// shard paths relative inside the bucket). There is no lock then: object stores have none, and
+/// a second merge of the same tasks writes the same bytes.
 pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
     if task_dirs.is_empty() {
         return Err(Error::Merge("no datasets to merge".into()));
     }
+    let out_url = url_of(out);
+    if task_dirs
+        .iter()
+        .any(|dir| url_of(dir).is_some() != out_url.is_some())
+    {
+        return Err(Error::Merge(
+            "give --out and every dataset as local folders, or all as object-store URLs".into(),
+        ));
+    }
     let mut parts = task_dirs
         .iter()
-        .map(|dir| Ok((dir.clone(), Manifest::read(dir)?)))
+        .map(|dir| Ok((dir.clone(), Manifest::read_any(dir)?)))
         .collect::<Result<Vec<_>>>()?;
     order_tasks(&mut parts)?;
     let header = parts[0].1.header();
@@ -30,20 +44,54 @@ pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
             )));
         }
     }
-    let _lock = tinyforge_task::TaskLock::acquire(out, "shards-merge", tinyforge_task::Shard::ALL)?;
-    let out_abs = fs_err::canonicalize(out)?;
+    let Some(out_url) = out_url else {
+        let _lock =
+            tinyforge_task::TaskLock::acquire(out, "shards-merge", tinyforge_task::Shard::ALL)?;
+        let out_abs = fs_err::canonicalize(out)?;
+        let mut prefixes = Vec::with_capacity(parts.len());
+        for (dir, _) in &parts {
+            prefixes.push(relative_path(&out_abs, &fs_err::canonicalize(dir)?));
+        }
+        let merged = joined(header, parts, &prefixes);
+        merged.write(out)?;
+        return Ok(merged);
+    };
+    let remote = tinyforge_store::Remote::open(out_url)?;
+    let mut prefixes = Vec::with_capacity(parts.len());
+    for (dir, _) in &parts {
+        let task = tinyforge_store::Remote::open(url_of(dir).unwrap_or_default())?;
+        let prefix = remote.relative_path_to(&task).ok_or_else(|| {
+            Error::Merge(format!(
+                "{} is not in the bucket of {out_url}: a merged manifest names shards by paths \
+                 inside one bucket",
+                dir.display()
+            ))
+        })?;
+        prefixes.push(PathBuf::from(prefix));
+    }
+    let merged = joined(header, parts, &prefixes);
+    remote.put(crate::MANIFEST_FILE, merged.to_bytes()?)?;
+    Ok(merged)
+}
+
+fn url_of(path: &Path) -> Option<&str> {
+    path.to_str().filter(|text| tinyforge_store::is_url(text))
+}
+
+/// The manifest of `parts` in order, each shard named through its dataset's `prefixes` entry.
+fn joined(
+    header: crate::manifest::DatasetHeader,
+    parts: Vec<(PathBuf, Manifest)>,
+    prefixes: &[PathBuf],
+) -> Manifest {
     let mut shards = Vec::new();
-    for (dir, manifest) in parts {
-        let dir_abs = fs_err::canonicalize(&dir)?;
-        let prefix = relative_path(&out_abs, &dir_abs);
+    for ((_, manifest), prefix) in parts.into_iter().zip(prefixes) {
         for entry in manifest.shards {
-            let file = join_slash(&prefix, &entry.file);
+            let file = join_slash(prefix, &entry.file);
             shards.push(ShardEntry { file, ..entry });
         }
     }
-    let merged = Manifest::new(header, None, shards);
-    merged.write(out)?;
-    Ok(merged)
+    Manifest::new(header, None, shards)
 }
 
 fn order_tasks(parts: &mut [(PathBuf, Manifest)]) -> Result<()> {

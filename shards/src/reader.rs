@@ -204,6 +204,14 @@ impl Dataset {
         self.dir.join(&self.manifest.shards[shard].file)
     }
 
+    /// The whole bytes of a shard file: one read, or one GET for a dataset opened by URL.
+    pub(crate) fn shard_bytes(&self, shard: usize) -> Result<Vec<u8>> {
+        Ok(match &self.remote {
+            None => fs_err::read(self.shard_path(shard))?,
+            Some(remote) => remote.get(&self.manifest.shards[shard].file)?,
+        })
+    }
+
     /// Number of training units of `seq_len` tokens: unit u is tokens [u*L, u*L + L + 1).
     pub fn unit_count(&self, seq_len: usize) -> u64 {
         if seq_len == 0 {

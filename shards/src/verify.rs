@@ -38,8 +38,10 @@ pub struct Problem {
     pub message: String,
 }
 
-/// Checks every shard of the dataset in `dir`. `progress` receives the bytes of each shard once
-/// it is checked. Fails only when the manifest itself cannot be read.
+/// Checks every shard of the dataset in `dir` (a folder, or an object-store URL: each shard is
+/// then one GET, checked in memory, nothing written to disk; a merged dataset's shards are read
+/// where its manifest points). `progress` receives the bytes of each shard once it is checked.
+/// Fails only when the manifest itself cannot be read.
 pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport> {
     // No frame cache: every frame is read once.
     let dataset = Dataset::open_with(
@@ -83,7 +85,7 @@ fn verify_shard(
     report: &mut VerifyReport,
 ) -> Result<()> {
     let path = dataset.shard_path(shard);
-    let bytes = fs_err::read(&path)?;
+    let bytes = dataset.shard_bytes(shard)?;
     let problem = |frame: Option<u64>, message: String| Problem {
         file: entry.file.clone(),
         frame,

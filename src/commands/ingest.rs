@@ -7,6 +7,7 @@ use clap::Args;
 use tinyforge_ingest::{
     Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions,
 };
+use tinyforge_store::FileKind;
 use tinyforge_task::ShardSpec;
 
 use crate::cli::GlobalArgs;
@@ -36,7 +37,8 @@ pub struct IngestArgs {
     /// TOML config listing [[input]]s and options (see configs/ingest-demo.toml).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Output folder of Parquet parts.
+    /// Output folder of Parquet parts, or its object-store URL (s3://, gs://, az://, file://):
+    /// staged in $TINYFORGE_CACHE, uploaded when each step is done.
     #[arg(long, short)]
     pub out: Option<String>,
     /// Format of the inputs given on the command line (default: from each extension).
@@ -137,6 +139,25 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.out.is_some() {
         options.out = args.out.clone();
     }
+    // An object-store output: the stage writes a local staging folder, made to hold first the
+    // remote state this step needs, and uploads what changed when done, markers last.
+    let output = match options
+        .out
+        .as_deref()
+        .filter(|out| tinyforge_store::is_url(out))
+    {
+        Some(url) => {
+            anyhow::ensure!(
+                !args.force,
+                "--force cannot clear an object-store output; delete {url} with the store's own \
+                 tool (e.g. `aws s3 rm --recursive {url}`) or write to another --out"
+            );
+            let output = crate::remote::Output::new(std::path::Path::new(url))?;
+            options.out = Some(output.local.display().to_string());
+            Some(output)
+        }
+        None => None,
+    };
     options.where_sql = args.where_sql.clone().or(options.where_sql);
     options.part_size_mb = args.part_size_mb.or(options.part_size_mb);
     options.row_group_mb = args.row_group_mb.or(options.row_group_mb);
@@ -154,15 +175,25 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         });
     }
     let shard = args.shard.unwrap_or_default().resolve()?;
-    let config = options.resolve(&origin, shard)?;
+    let mut config = options.resolve(&origin, shard)?;
+    if let Some(output) = &output {
+        config.out_name = output.name();
+    }
     let run_options = RunOptions {
         force: args.force,
         merge_only: args.merge,
         dedup_bucket: args.dedup_bucket.map(|s| s.resolve()).transpose()?,
         dedup_rewrite: args.dedup_rewrite.map(|s| s.resolve()).transpose()?,
+        fetch: output.as_ref().and_then(|o| o.fetcher()),
     };
 
     let progress = Progress::new(global, "ingest", 0, Unit::Bytes);
+    let pulled = match &output {
+        Some(output) => output.pull(&progress, |name| {
+            needed_before(name, config.shard, &run_options)
+        })?,
+        None => None,
+    };
     // Test hook: exit abruptly (no cleanup, like a kill) after this many chunks are committed,
     // so the resume tests can interrupt a real run at a known point.
     let kill_after: Option<usize> = std::env::var("TINYFORGE_TEST_KILL_AFTER_CHUNKS")
@@ -180,9 +211,71 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         Event::Finalizing => progress.message("merging"),
     };
+    let shown = config.out_name.clone();
     let report = tinyforge_ingest::ingest(&config, &run_options, &on_event)
-        .with_context(|| format!("ingest into {}", config.out.display()))?;
+        .with_context(|| format!("ingest into {shown}"))?;
+    let mut report = serde_json::to_value(&report)?;
+    if let Some(output) = &output {
+        let uploaded = output.publish_with(&upload_kind, &progress)?;
+        report["staging"] = output.local.display().to_string().into();
+        if let Some(pulled) = &pulled {
+            report["downloaded"] = crate::remote::transfer_json(pulled);
+        }
+        if let Some(uploaded) = &uploaded {
+            report["uploaded"] = crate::remote::transfer_json(uploaded);
+        }
+    }
     progress.finish();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// The files of an object-store output a step reads before it starts (the rest, the parts and
+/// hash files of other tasks' chunks, are fetched when the dedup steps or the merge read them):
+/// the plan, the chunk records (a chunk task's own), and the drops files and rejects the dedup
+/// steps and the merge use.
+fn needed_before(name: &str, shard: tinyforge_task::Shard, options: &RunOptions) -> bool {
+    let Some(state) = name.strip_prefix("_state/") else {
+        return false;
+    };
+    let chunk_step = options.dedup_bucket.is_none()
+        && options.dedup_rewrite.is_none()
+        && !options.merge_only
+        && shard.count > 1;
+    if state == "plan.json" {
+        return true;
+    }
+    if state.starts_with("chunk-") && state.ends_with(".json") {
+        let chunk = tinyforge_ingest::chunk_of_file(name);
+        return !chunk_step || chunk.is_some_and(|c| shard.owns(c));
+    }
+    if state.starts_with("dedup-") {
+        return match options.dedup_bucket {
+            // A bucket task needs only its own (to know it is done).
+            Some(bucket) => state == tinyforge_ingest::drops_file_name(bucket),
+            None => !chunk_step,
+        };
+    }
+    // The rejects of every chunk go into the merged `_rejects.jsonl`.
+    let merge_step = options.dedup_bucket.is_none() && options.dedup_rewrite.is_none();
+    state.ends_with(".rejects.jsonl") && merge_step && !chunk_step
+}
+
+/// Upload order of an ingest folder: data first, then the chunk records and drops files that
+/// mark a chunk or bucket done, the manifest last. Any file may be rewritten by a later step
+/// (the dedup rewrites parts, hashes and records), so none is write-once.
+fn upload_kind(name: &str) -> FileKind {
+    let rank = if name == tinyforge_ingest::MANIFEST {
+        2
+    } else if name.starts_with("_state/")
+        && (name.ends_with(".drops") || (name.contains("/chunk-") && name.ends_with(".json")))
+    {
+        1
+    } else {
+        0
+    };
+    FileKind {
+        rank,
+        write_once: false,
+    }
 }

@@ -21,7 +21,8 @@ pub enum ShardsCommand {
     /// Join the datasets of `tokenize --shard i/n` tasks into one, without copying shard data:
     /// the new manifest names the tasks' files by relative paths.
     #[command(
-        after_help = "Example:\n  tinyforge shards merge tasks/t0 tasks/t1 tasks/t2 tasks/t3 --out tokens/"
+        after_help = "Examples:\n  tinyforge shards merge tasks/t0 tasks/t1 tasks/t2 tasks/t3 --out tokens/\n  \
+        tinyforge shards merge s3://corpus/tasks/t0 s3://corpus/tasks/t1 --out s3://corpus/tokens"
     )]
     Merge(MergeArgs),
     /// Check every checksum of every shard; name the shard and frame of any damage.
@@ -38,17 +39,19 @@ pub enum ShardsCommand {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Task output folders (any order: task outputs are sorted by their task index).
+    /// Task output folders (any order: task outputs are sorted by their task index), or their
+    /// object-store URLs, all in the bucket of --out.
     #[arg(required = true)]
     pub tasks: Vec<PathBuf>,
-    /// Folder for the merged manifest.json.
+    /// Folder (or object-store URL) for the merged manifest.json.
     #[arg(long)]
     pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Dataset folder, or its object-store URL (downloaded into the cache first).
+    /// Dataset folder, or its object-store URL (each shard read with one GET and checked in
+    /// memory).
     pub dataset: PathBuf,
 }
 
@@ -80,11 +83,7 @@ pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             Ok(())
         }
         ShardsCommand::Verify(args) => {
-            let fetch = Progress::new(global, "verify", 0, Unit::Bytes);
             let shown = args.dataset.display().to_string();
-            let local = crate::remote::input_folder(&args.dataset, &fetch, |_| true)?;
-            fetch.finish();
-            let args = VerifyArgs { dataset: local };
             let dataset = Dataset::open(&args.dataset)?;
             let total: u64 = dataset.manifest().shards.iter().map(|s| s.bytes).sum();
             let progress = Progress::new(global, "verify", total, Unit::Bytes);

@@ -29,7 +29,8 @@ pub enum VocabCommand {
     Count(CountArgs),
     /// Sum partial counts written by `vocab count --shard i/n` tasks.
     #[command(
-        after_help = "Example:\n  tinyforge vocab merge counts-*.parquet --out counts.parquet"
+        after_help = "Examples:\n  tinyforge vocab merge counts-*.parquet --out counts.parquet\n  \
+        tinyforge vocab merge s3://corpus/counts/c-0.parquet s3://corpus/counts/c-1.parquet --out s3://corpus/counts.parquet"
     )]
     Merge(MergeArgs),
     /// Keep the most frequent tokens and write a smaller tokenizer plus the old->new id map.
@@ -49,7 +50,7 @@ pub struct CountArgs {
     /// Base Hugging Face tokenizer.json [default: Qwen3's, from the data cache].
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// Counts table to write (Parquet: token_id, token, count).
+    /// Counts table to write (Parquet: token_id, token, count), or its object URL.
     #[arg(long)]
     pub out: PathBuf,
     /// Count only this task's part of the input, `i/n`: row groups i, i+n, i+2n, ... `auto` takes i and n from an array job (SLURM_ARRAY_TASK_ID and _COUNT; JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX with `auto/N`).
@@ -62,10 +63,10 @@ pub struct CountArgs {
 
 #[derive(Debug, Args)]
 pub struct MergeArgs {
-    /// Partial counts tables.
+    /// Partial counts tables (paths or object URLs: s3://bucket/counts/c-0.parquet).
     #[arg(required = true)]
     pub partials: Vec<PathBuf>,
-    /// Merged counts table to write.
+    /// Merged counts table to write, or its object URL.
     #[arg(long)]
     pub out: PathBuf,
     /// k at which coverage is reported (comma separated).
@@ -75,7 +76,7 @@ pub struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Counts table from `vocab count` / `vocab merge`.
+    /// Counts table from `vocab count` / `vocab merge` (a path or an object URL).
     #[arg(long)]
     pub counts: PathBuf,
     /// Base tokenizer.json the counts were made with [default: Qwen3's, from the data cache].
@@ -164,9 +165,8 @@ fn count(args: CountArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     })?;
     let count_seconds = count_start.elapsed().as_secs_f64();
     progress.finish();
-    counts.write(&args.out)?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut report = count_report(&counts, &args.out, &args.k)?;
+    let mut report = write_counts(&counts, &args.out, &args.k)?;
     report["tokenizer"] = base.path().display().to_string().into();
     report["threads"] = tinyforge_vocab::worker_threads().into();
     report["elapsed_s"] = round3(seconds).into();
@@ -180,12 +180,31 @@ fn count(args: CountArgs, global: &GlobalArgs) -> anyhow::Result<()> {
 }
 
 fn merge(args: MergeArgs) -> anyhow::Result<()> {
-    let counts = tinyforge_vocab::merge_counts(&args.partials)?;
-    counts.write(&args.out)?;
-    let mut report = count_report(&counts, &args.out, &args.k)?;
+    let partials = args
+        .partials
+        .iter()
+        .map(|path| crate::remote::input_file(path))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let counts = tinyforge_vocab::merge_counts(&partials)?;
+    let mut report = write_counts(&counts, &args.out, &args.k)?;
     report["partials"] = args.partials.len().into();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Writes a counts table to `out` (a path or an object URL) with its coverage curve as CSV and
+/// SVG next to it (uploaded before the table, which marks the task done); returns the report.
+fn write_counts(counts: &Counts, out: &Path, ks: &[usize]) -> anyhow::Result<serde_json::Value> {
+    let target = crate::remote::OutputFile::new(out)?;
+    counts.write(&target.local)?;
+    let mut report = count_report(counts, &target.local, ks)?;
+    let beside = [&report["coverage_csv"], &report["coverage_svg"]]
+        .map(|path| PathBuf::from(path.as_str().unwrap_or_default()));
+    target.publish(&beside)?;
+    report["out"] = target.name_of(&target.local).into();
+    report["coverage_csv"] = target.name_of(&beside[0]).into();
+    report["coverage_svg"] = target.name_of(&beside[1]).into();
+    Ok(report)
 }
 
 /// Totals and coverage of a counts table; writes its coverage curve as CSV and SVG next to it.
@@ -251,8 +270,9 @@ fn prune(args: PruneArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let base = load_base(args.tokenizer)?;
-    let mut counts = Counts::read(&args.counts)?;
-    counts.check_against(&args.counts, &base)?;
+    let counts_path = crate::remote::input_file(&args.counts)?;
+    let mut counts = Counts::read(&counts_path)?;
+    counts.check_against(&counts_path, &base)?;
     let report = tinyforge_vocab::prune(&base, &counts, &PruneConfig { target, model }, &args.out)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

@@ -63,6 +63,15 @@ pub fn is_url(text: &str) -> bool {
     .any(|scheme| text.starts_with(scheme))
 }
 
+/// Splits the URL of one object into its folder's URL and its name
+/// (`s3://b/counts/c0.parquet` → `s3://b/counts`, `c0.parquet`); `None` when the URL names a
+/// bucket only.
+pub fn split_object_url(url: &str) -> Option<(&str, &str)> {
+    let (_, rest) = url.split_once("://")?;
+    let (folder, name) = url.rsplit_once('/')?;
+    (rest.contains('/') && !name.is_empty()).then_some((folder, name))
+}
+
 /// A folder in an object store: the store and the prefix under it.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -203,12 +212,21 @@ impl Remote {
 
     /// Every object under the folder: its name relative to the folder, and its size; sorted.
     pub fn list(&self) -> Result<Vec<(String, u64)>> {
+        Ok(self
+            .objects()?
+            .into_iter()
+            .map(|object| (object.name, object.size))
+            .collect())
+    }
+
+    /// Every object under the folder with its size and modification time; sorted by name.
+    pub fn objects(&self) -> Result<Vec<Object>> {
         let prefix = self.prefix.clone();
         let listed: Vec<object_store::ObjectMeta> = self
             .runtime
             .block_on(self.store.list(Some(&prefix)).try_collect())
             .map_err(|e| self.error("", e))?;
-        let mut objects: Vec<(String, u64)> = listed
+        let mut objects: Vec<Object> = listed
             .into_iter()
             .filter_map(|meta| {
                 let name: Vec<_> = meta.location.prefix_match(&prefix)?.collect();
@@ -217,20 +235,66 @@ impl Remote {
                     .map(|part| part.as_ref())
                     .collect::<Vec<_>>()
                     .join("/");
-                (!name.is_empty()).then_some((name, meta.size))
+                (!name.is_empty()).then(|| Object {
+                    name,
+                    size: meta.size,
+                    modified: std::time::SystemTime::from(meta.last_modified),
+                })
             })
             .collect();
-        objects.sort();
+        objects.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(objects)
+    }
+
+    /// The path from this folder to `other`'s, `/`-separated (`../tasks/t0`), when both are in
+    /// the same bucket (or container, or file system); `None` otherwise.
+    pub fn relative_path_to(&self, other: &Remote) -> Option<String> {
+        let root = |url: &str| -> Option<String> {
+            let (scheme, rest) = url.split_once("://")?;
+            Some(format!(
+                "{scheme}://{}",
+                rest.split('/').next().unwrap_or("")
+            ))
+        };
+        if root(&self.url)? != root(&other.url)? {
+            return None;
+        }
+        let from: Vec<_> = self.prefix.parts().collect();
+        let to: Vec<_> = other.prefix.parts().collect();
+        let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+        let mut parts: Vec<String> = vec!["..".to_owned(); from.len() - common];
+        parts.extend(to[common..].iter().map(|p| p.as_ref().to_owned()));
+        Some(parts.join("/"))
     }
 
     /// The size of object `name`, or `None` when there is none.
     pub fn size(&self, name: &str) -> Result<Option<u64>> {
+        Ok(self.object(name)?.map(|object| object.size))
+    }
+
+    /// Object `name`'s size and time (one HEAD), or `None` when there is none.
+    pub fn object(&self, name: &str) -> Result<Option<Object>> {
         match self.runtime.block_on(self.store.head(&self.key(name))) {
-            Ok(meta) => Ok(Some(meta.size)),
+            Ok(meta) => Ok(Some(Object {
+                name: name.to_owned(),
+                size: meta.size,
+                modified: std::time::SystemTime::from(meta.last_modified),
+            })),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.error(name, e)),
         }
+    }
+
+    /// Makes the local file `path` a copy of object `name` (one HEAD; a GET unless `path`
+    /// already is one: same size and time); `Ok(false)` when there is no such object.
+    pub fn sync_object(&self, name: &str, path: &Path) -> Result<bool> {
+        let Some(object) = self.object(name)? else {
+            return Ok(false);
+        };
+        if !is_copy(path, &object) {
+            self.fetch(name, path)?;
+        }
+        Ok(true)
     }
 
     /// The bytes of object `name`.
@@ -253,16 +317,21 @@ impl Remote {
             .map_err(|e| self.error(name, e))
     }
 
+    /// Writes object `name` with `bytes`, in one PUT.
+    pub fn put(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.runtime
+            .block_on(self.store.put(&self.key(name), PutPayload::from(bytes)))
+            .map_err(|e| self.error(name, e))?;
+        Ok(())
+    }
+
     /// Writes object `name` from the local file `path`, whole: one PUT, or a multipart upload
     /// that becomes visible only when complete.
     pub fn put_file(&self, name: &str, path: &Path) -> Result<u64> {
         let key = self.key(name);
         let size = fs_err::metadata(path)?.len();
         if size <= MULTIPART_BYTES {
-            let bytes = fs_err::read(path)?;
-            self.runtime
-                .block_on(self.store.put(&key, PutPayload::from(bytes)))
-                .map_err(|e| self.error(name, e))?;
+            self.put(name, fs_err::read(path)?)?;
             return Ok(size);
         }
         let mut file = fs_err::File::open(path)?;
@@ -290,59 +359,85 @@ impl Remote {
         Ok(size)
     }
 
+    /// Downloads object `name` to the local file `path` (written atomically, given the
+    /// object's modification time so that [`Remote::upload`] knows it unchanged); returns its
+    /// size.
+    pub fn fetch(&self, name: &str, path: &Path) -> Result<u64> {
+        let key = self.key(name);
+        let (bytes, modified) = self
+            .runtime
+            .block_on(async {
+                let result = self.store.get(&key).await?;
+                let modified = result.meta.last_modified;
+                Ok::<_, object_store::Error>((result.bytes().await?, modified))
+            })
+            .map_err(|e| self.error(name, e))?;
+        if let Some(parent) = path.parent() {
+            fs_err::create_dir_all(parent)?;
+        }
+        tinyforge_task::write_atomic(path, &bytes)?;
+        fs_err::File::options()
+            .write(true)
+            .open(path)?
+            .set_modified(std::time::SystemTime::from(modified))?;
+        Ok(bytes.len() as u64)
+    }
+
     /// Downloads every object under the folder for which `wanted(name)` holds into `dir` (the
-    /// same relative names), each written atomically (`tinyforge_task::write_atomic`); an
-    /// object whose local copy has its size is not fetched again.
+    /// same relative names), each written atomically (`tinyforge_task::write_atomic`) and given
+    /// the object's modification time; an object whose local copy has its size and time is not
+    /// fetched again.
     pub fn download(&self, dir: &Path, wanted: impl Fn(&str) -> bool) -> Result<Transfer> {
         let mut transfer = Transfer::default();
-        for (name, size) in self.list()? {
-            if !wanted(&name) {
+        for object in self.objects()? {
+            if !wanted(&object.name) {
                 continue;
             }
-            let local = dir.join(&name);
-            if fs_err::metadata(&local).is_ok_and(|m| m.len() == size) {
+            let local = dir.join(&object.name);
+            if is_copy(&local, &object) {
                 transfer.skipped += 1;
                 continue;
             }
-            if let Some(parent) = local.parent() {
-                fs_err::create_dir_all(parent)?;
-            }
-            let bytes = self.get(&name)?;
-            tinyforge_task::write_atomic(&local, &bytes)?;
+            self.fetch(&object.name, &local)?;
             transfer.objects += 1;
-            transfer.bytes += size;
+            transfer.bytes += object.size;
         }
         Ok(transfer)
     }
 
     /// Uploads every file of `dir` (recursively; hidden files such as locks and temporaries
-    /// excepted) under the same relative names, the ones named in `last` after all others, in
-    /// that order. An object already there with the local file's size is left alone: objects
-    /// are written whole, so one that exists is complete. `on_object` runs after each upload.
+    /// excepted) under the same relative names, in the order of `kind(name).rank` (0 for data,
+    /// higher for completion markers: a marker goes up after everything it vouches for), by
+    /// name within a rank. Objects are written whole, so one that exists with the file's size
+    /// is complete; it is sent again only when the file may have changed since: never for a
+    /// `write_once` kind (a stage's deterministic output), else when the file is newer than the
+    /// object (written here after the object was uploaded or downloaded). `on_object` runs
+    /// after each upload.
     pub fn upload(
         &self,
         dir: &Path,
-        last: &[&str],
+        kind: &dyn Fn(&str) -> FileKind,
         on_object: &dyn Fn(&str, u64),
     ) -> Result<Transfer> {
         let mut files = Vec::new();
         collect_files(dir, dir, &mut files)?;
-        files.sort();
-        let (mut ordered, markers): (Vec<String>, Vec<String>) = files
+        files.sort_by(|a, b| kind(a).rank.cmp(&kind(b).rank).then_with(|| a.cmp(b)));
+        let remote: std::collections::HashMap<String, Object> = self
+            .objects()?
             .into_iter()
-            .partition(|name| !last.contains(&name.as_str()));
-        for marker in last {
-            if markers.iter().any(|m| m == marker) {
-                ordered.push((*marker).to_owned());
-            }
-        }
-        let remote: std::collections::HashMap<String, u64> = self.list()?.into_iter().collect();
+            .map(|object| (object.name.clone(), object))
+            .collect();
         let mut transfer = Transfer::default();
-        for name in ordered {
+        for name in files {
             let path = dir.join(&name);
-            let size = fs_err::metadata(&path)?.len();
-            let is_marker = last.contains(&name.as_str());
-            if !is_marker && remote.get(&name) == Some(&size) {
+            let meta = fs_err::metadata(&path)?;
+            let size = meta.len();
+            let current = remote.get(&name).is_some_and(|object| {
+                object.size == size
+                    && (kind(&name).write_once
+                        || meta.modified().is_ok_and(|m| m <= object.modified))
+            });
+            if current {
                 transfer.skipped += 1;
                 continue;
             }
@@ -353,6 +448,43 @@ impl Remote {
         }
         Ok(transfer)
     }
+}
+
+/// Whether the local file at `path` is a download of `object` (its size and time).
+fn is_copy(path: &Path, object: &Object) -> bool {
+    fs_err::metadata(path)
+        .is_ok_and(|m| m.len() == object.size && m.modified().ok() == Some(object.modified))
+}
+
+/// How [`Remote::upload`] treats a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FileKind {
+    /// Upload order: 0 for data, higher for completion markers.
+    pub rank: u8,
+    /// The file's bytes never change once written (an object of its size is this file).
+    pub write_once: bool,
+}
+
+impl FileKind {
+    /// A stage output that never changes once written.
+    pub const DATA: FileKind = FileKind {
+        rank: 0,
+        write_once: true,
+    };
+    /// A completion marker, uploaded after every data file.
+    pub const MARKER: FileKind = FileKind {
+        rank: 1,
+        write_once: true,
+    };
+}
+
+/// An object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// Relative to the listed folder, `/`-separated.
+    pub name: String,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
 }
 
 /// One line for an object-store error: an S3-style `<Code>`/`<Message>` and the HTTP status when
@@ -441,6 +573,14 @@ pub fn cache_root() -> PathBuf {
 mod tests {
     use super::*;
 
+    fn marker_last(name: &str) -> FileKind {
+        if name == "manifest.json" {
+            FileKind::MARKER
+        } else {
+            FileKind::DATA
+        }
+    }
+
     #[test]
     fn file_urls_round_trip_a_folder_marker_last() {
         let tmp = tempfile::tempdir().unwrap();
@@ -454,7 +594,7 @@ mod tests {
         let remote = Remote::open(&format!("file://{}", dst.display())).unwrap();
         let order = std::sync::Mutex::new(Vec::new());
         let sent = remote
-            .upload(&src, &["manifest.json"], &|name, _| {
+            .upload(&src, &marker_last, &|name, _| {
                 order.lock().unwrap().push(name.to_owned())
             })
             .unwrap();
@@ -471,12 +611,26 @@ mod tests {
                 ("sub/b.tfs".to_owned(), 2)
             ]
         );
-        // Again: only the marker is written again.
-        let again = remote.upload(&src, &["manifest.json"], &|_, _| {}).unwrap();
+        // Again: nothing changed, nothing is sent; a file written since is sent again.
+        let again = remote.upload(&src, &marker_last, &|_, _| {}).unwrap();
+        assert_eq!((again.objects, again.skipped), (0, 3));
+        // A file rewritten with the same size: sent again unless its kind is write-once.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs_err::write(src.join("a.tfs"), b"AAAA").unwrap();
+        let again = remote.upload(&src, &marker_last, &|_, _| {}).unwrap();
+        assert_eq!((again.objects, again.skipped), (0, 3));
+        assert_eq!(remote.get("a.tfs").unwrap(), b"aaaa");
+        let mutable = |_: &str| FileKind::default();
+        let again = remote.upload(&src, &mutable, &|_, _| {}).unwrap();
         assert_eq!((again.objects, again.skipped), (1, 2));
-        assert_eq!(remote.get_range("a.tfs", 1..3).unwrap(), b"aa");
+        assert_eq!(remote.get("a.tfs").unwrap(), b"AAAA");
+        assert_eq!(remote.get_range("a.tfs", 1..3).unwrap(), b"AA");
         let sub = Remote::open(&format!("file://{}/sub", dst.display())).unwrap();
-        assert_eq!(sub.get("../a.tfs").unwrap(), b"aaaa");
+        assert_eq!(sub.get("../a.tfs").unwrap(), b"AAAA");
+        assert_eq!(sub.relative_path_to(&remote).as_deref(), Some(".."));
+        assert_eq!(remote.relative_path_to(&sub).as_deref(), Some("sub"));
+        let elsewhere = Remote::open("s3://other-bucket/x").unwrap();
+        assert_eq!(remote.relative_path_to(&elsewhere), None);
         assert_eq!(remote.size("missing").unwrap(), None);
         let err = remote.get("missing").unwrap_err().to_string();
         assert!(
@@ -493,11 +647,24 @@ mod tests {
         assert!(!back.join("manifest.json").exists());
         let again = remote.download(&back, |_| true).unwrap();
         assert_eq!((again.objects, again.skipped), (1, 2));
+        // What was downloaded is not sent back.
+        let back_up = remote.upload(&back, &mutable, &|_, _| {}).unwrap();
+        assert_eq!((back_up.objects, back_up.skipped), (0, 3));
     }
 
     #[test]
     fn urls_and_local_folders() {
         assert!(is_url("s3://bucket/x") && is_url("file:///tmp/x") && !is_url("docs/"));
+        assert_eq!(
+            split_object_url("s3://b/counts/c0.parquet"),
+            Some(("s3://b/counts", "c0.parquet"))
+        );
+        assert_eq!(
+            split_object_url("s3://b/c.parquet"),
+            Some(("s3://b", "c.parquet"))
+        );
+        assert_eq!(split_object_url("s3://b"), None);
+        assert_eq!(split_object_url("s3://b/dir/"), None);
         let a = local_folder(Path::new("/c"), "s3://bucket/docs/");
         assert_eq!(a, local_folder(Path::new("/c"), "s3://bucket/docs"));
         assert!(a.starts_with("/c/bucket"));

@@ -12,7 +12,12 @@ fn fixtures() -> PathBuf {
 
 /// A config over every fixture format, with tiny parts so there are several chunks.
 pub(crate) fn write_config(dir: &Path) -> PathBuf {
-    let real = fixtures();
+    write_config_reading(dir, &fixtures().display().to_string())
+}
+
+/// The fixture config, reading the fixture corpus from `real` (a folder or an object-store
+/// URL holding a copy of it).
+pub(crate) fn write_config_reading(dir: &Path, real: &str) -> PathBuf {
     let config = format!(
         r#"part_size_mb = 0.01
 row_group_mb = 0.004
@@ -38,8 +43,7 @@ keep = ["path"]
 [[input]]
 path = "{real}/rust/*.rs"
 source = "rust"
-"#,
-        real = real.display()
+"#
     );
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tinyforge_store::Remote;
+use tinyforge_store::{FileKind, Remote};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -121,7 +121,7 @@ fn tokenize_from_and_to_s3_survives_a_kill_mid_upload() {
     let fixtures = root().join("tokenize/tests/fixtures");
     let sent = s3
         .remote("s3://corpus/docs")
-        .upload(&fixtures.join("docs"), &[], &|_, _| {})
+        .upload(&fixtures.join("docs"), &|_| FileKind::DATA, &|_, _| {})
         .unwrap();
     assert!(sent.objects > 1);
 
@@ -274,7 +274,17 @@ fn training_reads_shards_from_s3_like_a_folder() {
     s3.bucket("train");
     let data = crate::train::dataset(&tmp.path().join("data"));
     s3.remote("s3://train/tokens")
-        .upload(&data, &["manifest.json"], &|_, _| {})
+        .upload(
+            &data,
+            &|name| {
+                if name == "manifest.json" {
+                    FileKind::MARKER
+                } else {
+                    FileKind::DATA
+                }
+            },
+            &|_, _| {},
+        )
         .unwrap();
     let mut weights = Vec::new();
     for (name, source) in [
@@ -298,4 +308,345 @@ fn training_reads_shards_from_s3_like_a_folder() {
         weights[0] == weights[1],
         "training from s3:// gave other weights"
     );
+}
+
+/// Array tasks write to S3 and the merges run there: `shards merge` of task prefixes into one
+/// manifest (the same bytes as a local merge of the same tasks), `shards verify` of the merged
+/// dataset in place (nothing downloaded), `vocab count` partials to S3 and `vocab merge` of
+/// them (the same table as a local merge).
+#[test]
+fn merges_of_array_tasks_run_on_s3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(s3) = S3::start_or_skip(&tmp.path().join("s3")) else {
+        return;
+    };
+    s3.bucket("corpus");
+    let fixtures = root().join("tokenize/tests/fixtures");
+    s3.remote("s3://corpus/docs")
+        .upload(&fixtures.join("docs"), &|_| FileKind::DATA, &|_, _| {})
+        .unwrap();
+    let cache = tmp.path().join("cache");
+    let run = |args: &[&str]| {
+        let output = s3.tinyforge(&cache).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()
+    };
+    let tokenizer = fixtures.join("tokenizer.json");
+    let tokenizer = tokenizer.to_str().unwrap();
+    let local = tmp.path().join("local");
+    let local_docs = fixtures.join("docs");
+    for task in ["0/2", "1/2"] {
+        let name = format!("t{}", &task[..1]);
+        for (docs, out) in [
+            (
+                local_docs.to_str().unwrap().to_owned(),
+                local.join("tasks").join(&name).display().to_string(),
+            ),
+            (
+                "s3://corpus/docs".to_owned(),
+                format!("s3://corpus/tasks/{name}"),
+            ),
+        ] {
+            run(&[
+                "tokenize",
+                &docs,
+                "--tokenizer",
+                tokenizer,
+                "--out",
+                &out,
+                "--shard",
+                task,
+                "--shard-tokens",
+                "2500",
+                "--frame-tokens",
+                "200",
+            ]);
+        }
+    }
+    let merged = local.join("tokens");
+    let tasks = |root: &str| [format!("{root}/tasks/t1"), format!("{root}/tasks/t0")];
+    let local_root = local.display().to_string();
+    let [t1, t0] = tasks(&local_root);
+    run(&[
+        "shards",
+        "merge",
+        &t1,
+        &t0,
+        "--out",
+        merged.to_str().unwrap(),
+    ]);
+    let [t1, t0] = tasks("s3://corpus");
+    let report = run(&["shards", "merge", &t1, &t0, "--out", "s3://corpus/tokens"]);
+    assert!(report["shards"].as_u64().unwrap() > 1, "{report}");
+    let remote = s3.remote("s3://corpus/tokens");
+    assert_eq!(
+        remote.get("manifest.json").unwrap(),
+        fs_err::read(merged.join("manifest.json")).unwrap(),
+        "the S3 merge wrote another manifest than the local one"
+    );
+
+    // Verified in place: every shard read where the manifest points, no copy in the cache.
+    let verify_cache = tmp.path().join("verify-cache");
+    let output = s3
+        .tinyforge(&verify_cache)
+        .args(["shards", "verify", "s3://corpus/tokens"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        report["shards"],
+        run(&["shards", "verify", merged.to_str().unwrap()])["shards"]
+    );
+    assert!(!verify_cache.exists(), "verify downloaded the dataset");
+
+    // Damage one task's shard on S3: the merged dataset's verify names it.
+    let t0 = s3.remote("s3://corpus/tasks/t0");
+    let (shard, _) = t0
+        .list()
+        .unwrap()
+        .into_iter()
+        .find(|(name, _)| name.ends_with(".tfs"))
+        .unwrap();
+    let mut bytes = t0.get(&shard).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    t0.put(&shard, bytes).unwrap();
+    let output = s3
+        .tinyforge(&verify_cache)
+        .args(["shards", "verify", "s3://corpus/tokens"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains(&shard), "{}", stderr(&output));
+
+    // Vocabulary counts: partials to S3, merged there.
+    for task in ["0/2", "1/2"] {
+        let i = &task[..1];
+        run(&[
+            "vocab",
+            "count",
+            local_docs.to_str().unwrap(),
+            "--tokenizer",
+            tokenizer,
+            "--shard",
+            task,
+            "--out",
+            &format!("{local_root}/c-{i}.parquet"),
+        ]);
+        let report = run(&[
+            "vocab",
+            "count",
+            "s3://corpus/docs",
+            "--tokenizer",
+            tokenizer,
+            "--shard",
+            task,
+            "--out",
+            &format!("s3://corpus/counts/c-{i}.parquet"),
+        ]);
+        assert_eq!(report["out"], format!("s3://corpus/counts/c-{i}.parquet"));
+    }
+    run(&[
+        "vocab",
+        "merge",
+        &format!("{local_root}/c-1.parquet"),
+        &format!("{local_root}/c-0.parquet"),
+        "--out",
+        &format!("{local_root}/counts.parquet"),
+    ]);
+    let report = run(&[
+        "vocab",
+        "merge",
+        "s3://corpus/counts/c-1.parquet",
+        "s3://corpus/counts/c-0.parquet",
+        "--out",
+        "s3://corpus/counts.parquet",
+    ]);
+    assert_eq!(report["partials"], 2, "{report}");
+    let root_remote = s3.remote("s3://corpus");
+    assert_eq!(
+        root_remote.get("counts.parquet").unwrap(),
+        fs_err::read(local.join("counts.parquet")).unwrap()
+    );
+    assert!(root_remote.size("counts.coverage.svg").unwrap().is_some());
+    let missing = s3
+        .tinyforge(&cache)
+        .args([
+            "vocab",
+            "merge",
+            "s3://corpus/counts/c-7.parquet",
+            "--out",
+            "x.parquet",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("s3://corpus/counts/c-7.parquet"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+/// Ingest reads its raw corpus from S3 and writes its folder there as array tasks on machines
+/// that share nothing but the bucket (each its own cache): chunk tasks (one killed mid-upload
+/// and rerun elsewhere), dedup bucket tasks, rewrite tasks and the merge. The objects are the
+/// files of one process reading a local copy, no task copies a raw file to disk, and a bucket
+/// task fetches hash files, never parts.
+#[test]
+fn ingest_array_tasks_from_and_to_s3_write_one_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(s3) = S3::start_or_skip(&tmp.path().join("s3")) else {
+        return;
+    };
+    s3.bucket("corpus");
+    let fixtures = root().join("ingest/tests/fixtures/real");
+    let sent = s3
+        .remote("s3://corpus/raw")
+        .upload(&fixtures, &|_| FileKind::DATA, &|_, _| {})
+        .unwrap();
+    assert!(sent.objects >= 10, "{sent:?}");
+    let local_config = crate::ingest::write_config(tmp.path());
+    let s3_config = tmp.path().join("s3-config");
+    std::fs::create_dir_all(&s3_config).unwrap();
+    let config = crate::ingest::write_config_reading(&s3_config, "s3://corpus/raw");
+    let single = tmp.path().join("single");
+    let ingest = |cache: &str, args: &[&str], extra_env: &[(&str, &str)]| {
+        let config = if cache == "c-single" {
+            &local_config
+        } else {
+            &config
+        };
+        s3.tinyforge(&tmp.path().join(cache))
+            .arg("ingest")
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .envs(extra_env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let json = |output: &std::process::Output| -> serde_json::Value {
+        assert!(output.status.success(), "{}", stderr(output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    json(&ingest(
+        "c-single",
+        &["--out", single.to_str().unwrap()],
+        &[],
+    ));
+
+    let url = "s3://corpus/docs";
+    for task in ["0/3", "2/3"] {
+        let report = json(&ingest(
+            &format!("c-{task}"),
+            &["--out", url, "--shard", task],
+            &[],
+        ));
+        assert_eq!(report["out"], url, "{report}");
+    }
+    let killed = ingest(
+        "c-killed",
+        &["--out", url, "--shard", "1/3"],
+        &[("TINYFORGE_TEST_ABORT_AFTER_UPLOADS", "2")],
+    );
+    assert!(!killed.status.success());
+    let early = ingest("c-early", &["--out", url, "--merge"], &[]);
+    assert!(!early.status.success());
+    assert!(
+        stderr(&early).contains("not done yet"),
+        "{}",
+        stderr(&early)
+    );
+    json(&ingest("c-rerun", &["--out", url, "--shard", "1/3"], &[]));
+
+    for bucket in ["1/2", "0/2"] {
+        let cache = format!("c-bucket-{bucket}");
+        let report = json(&ingest(
+            &cache,
+            &["--out", url, "--dedup-bucket", bucket],
+            &[],
+        ));
+        assert_eq!(report["dedup"]["buckets_run"], 1, "{report}");
+        let staged = crate::walk_files(&tmp.path().join(&cache));
+        assert!(
+            !staged.iter().any(|name| name.ends_with(".parquet")),
+            "a bucket task downloaded parts: {staged:?}"
+        );
+        assert!(staged.iter().any(|name| name.ends_with(".hashes")));
+    }
+    // Raw files are read in place: no chunk task's cache holds one.
+    for cache in ["c-0/3", "c-2/3", "c-rerun"] {
+        let staged = crate::walk_files(&tmp.path().join(cache));
+        assert!(
+            !staged
+                .iter()
+                .any(|name| name.ends_with(".jsonl") || name.ends_with(".rs")),
+            "{cache} copied raw files: {staged:?}"
+        );
+        assert!(
+            staged.iter().any(|name| name.ends_with(".parquet")),
+            "{staged:?}"
+        );
+    }
+    for task in ["0/2", "1/2"] {
+        json(&ingest(
+            &format!("c-rewrite-{task}"),
+            &["--out", url, "--dedup-rewrite", task],
+            &[],
+        ));
+    }
+    let merged = json(&ingest("c-merge", &["--out", url, "--merge"], &[]));
+    assert_eq!(merged["complete"], true, "{merged}");
+    assert_eq!(merged["dedup"]["buckets_run"], 0, "{merged}");
+
+    let remote = s3.remote(url);
+    let objects: Vec<(String, Vec<u8>)> = remote
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("_state/"))
+        .map(|(name, _)| {
+            let mut bytes = remote.get(&name).unwrap();
+            if name == "_manifest.json" {
+                bytes = String::from_utf8(bytes)
+                    .unwrap()
+                    .replace(url, "OUT")
+                    .into_bytes();
+            }
+            (name, bytes)
+        })
+        .collect();
+    let expected: Vec<(String, Vec<u8>)> = crate::plain_files(&single)
+        .into_iter()
+        .map(|(name, bytes)| {
+            if name == "_manifest.json" {
+                let text = String::from_utf8(bytes).unwrap();
+                (
+                    name,
+                    text.replace(single.to_str().unwrap(), "OUT").into_bytes(),
+                )
+            } else {
+                (name, bytes)
+            }
+        })
+        .collect();
+    let names = |files: &[(String, Vec<u8>)]| files.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&objects), names(&expected));
+    for ((name, got), (_, want)) in objects.iter().zip(&expected) {
+        assert!(got == want, "{name} differs from the one-process folder's");
+    }
+
+    // The folder on S3 is a documents input as it is.
+    let count = s3
+        .tinyforge(&tmp.path().join("c-count"))
+        .args(["vocab", "count", url, "--out"])
+        .arg(tmp.path().join("counts.parquet"))
+        .arg("--tokenizer")
+        .arg(root().join("tokenize/tests/fixtures/tokenizer.json"))
+        .output()
+        .unwrap();
+    let report = json(&count);
+    assert_eq!(report["documents"], merged["documents_out"], "{report}");
 }

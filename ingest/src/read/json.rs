@@ -10,9 +10,9 @@ use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{FieldSpec, Record, Reject, Sink, open, raw_text, stream_error};
+use super::{FieldSpec, Record, Reject, Sink, open, raw_text, stream_error, zstd_decoder};
 use crate::error::Location;
-use crate::plan::InputFile;
+use crate::plan::{ByteRange, InputFile};
 
 /// The fields of one record that the spec asks for, in buffers a reader reuses from record to
 /// record: text fields are decoded straight into their line buffer, without a `Value`.
@@ -459,7 +459,7 @@ fn kind(value: &Value) -> &'static str {
 
 pub(super) fn read_jsonl(
     file: &InputFile,
-    range: Option<std::ops::Range<u64>>,
+    range: Option<ByteRange>,
     spec: &FieldSpec,
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
@@ -474,39 +474,65 @@ pub(super) fn read_jsonl(
     read_lines(file, BufReader::with_capacity(1 << 20, reader), lines, sink)
 }
 
-/// The lines of a plain file that start in `range`: from the first line start at or after
-/// `range.start` (the byte before it is a newline, or it is the file's start) to the end of the
-/// line that holds byte `range.end - 1`. Ranges that tile a file read every line exactly once.
+/// The lines of a file that start in `range` of its (decompressed) stream: from the first line
+/// start at or after `range.start` (the byte before it is a newline, or it is the stream's
+/// start) to the end of the line that holds byte `range.end - 1`, read on past `range.end`
+/// (for zstd, into the frames that follow). Ranges that tile a stream read every line exactly
+/// once. Reading starts at byte `range.start - 1`: a plain file is read from there, a zstd
+/// file decoded from the frame that starts there (see [`ByteRange::zstd_frame`]).
 fn read_jsonl_range(
     file: &InputFile,
-    range: std::ops::Range<u64>,
+    range: ByteRange,
     spec: &FieldSpec,
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
-    use std::io::{Seek, SeekFrom};
-    let cannot = |sink: &mut dyn Sink, err: std::io::Error, at: u64| {
+    use std::io::{Read, Seek, SeekFrom};
+    let cannot = |sink: &mut dyn Sink, reason: String, at: u64| {
         sink.reject(Reject {
             location: Location::Offset { offset: at },
-            reason: format!("cannot read the file from byte {at}: {err}"),
+            reason,
             raw: None,
             raw_bytes: range.end - range.start,
         })
     };
-    let raw = match fs_err::File::open(&file.path) {
+    let from = range.start.saturating_sub(1);
+    let mut raw = match file.open_raw() {
         Ok(raw) => raw,
         Err(err) => return whole_file_reject(sink, format!("cannot open: {err}"), file.size),
     };
-    let mut reader = BufReader::with_capacity(1 << 20, raw);
+    let seek = range.zstd_frame.unwrap_or(from);
+    if let Err(err) = raw.seek(SeekFrom::Start(seek)) {
+        return cannot(
+            sink,
+            format!("cannot read the file from byte {seek}: {err}"),
+            from,
+        );
+    }
+    let reader: Box<dyn Read + Send> = match range.zstd_frame {
+        None => Box::new(raw),
+        Some(_) => match zstd_decoder(raw) {
+            Ok(reader) => reader,
+            Err(err) => return cannot(sink, stream_error(file, &err), from),
+        },
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut start = range.start;
     if start > 0 {
         // Skip the end of the line the range starts inside (it is the previous range's).
-        if let Err(err) = reader.seek(SeekFrom::Start(start - 1)) {
-            return cannot(sink, err, start - 1);
-        }
         let mut skipped = Vec::new();
         match reader.read_until(b'\n', &mut skipped) {
-            Ok(n) => start = start - 1 + n as u64,
-            Err(err) => return cannot(sink, err, start - 1),
+            Ok(n) => start = from + n as u64,
+            Err(err) => {
+                // A zstd frame that does not decode: named where the decoder gave up.
+                let (reason, at) = match range.zstd_frame {
+                    None => (
+                        format!("cannot read the file from byte {from}: {err}"),
+                        from,
+                    ),
+                    Some(_) => (stream_error(file, &err), from + skipped.len() as u64),
+                };
+                return cannot(sink, reason, at);
+            }
         }
     }
     if start >= range.end {
@@ -527,6 +553,11 @@ fn read_lines(
     // where they lie in the buffer.
     let mut partial = Vec::new();
     loop {
+        // The next line starts in the next range: read no further (it is that range's to read,
+        // and to report if the stream breaks in it).
+        if lines.offset >= lines.end {
+            return ControlFlow::Continue(());
+        }
         let buf = match reader.fill_buf() {
             Ok(buf) => buf,
             Err(err) => {
@@ -966,6 +997,7 @@ mod tests {
             compression: Compression::None,
             size: 0,
             row_groups: None,
+            remote: None,
         };
         let spec = spec(&["text"], Some("id"), &[]);
         let input = "{\"text\": \"第一行\", \"id\": 1}\n\n  \r\n{\"text\": \"two\", \"id\": 2}\r\n\

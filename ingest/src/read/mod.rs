@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use crate::config::{Format, InputSpec, TextSpec};
 use crate::error::Location;
-use crate::plan::{Compression, InputFile};
+use crate::plan::{ByteRange, Compression, InputFile};
 
 pub use file::html_to_text;
 
@@ -90,7 +90,7 @@ impl FieldSpec {
 pub fn read_unit(
     file: &InputFile,
     row_group: Option<usize>,
-    range: Option<std::ops::Range<u64>>,
+    range: Option<ByteRange>,
     spec: &FieldSpec,
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
@@ -104,13 +104,21 @@ pub fn read_unit(
 
 /// Opens a file through its decompressor.
 fn open(file: &InputFile) -> std::io::Result<Box<dyn Read + Send>> {
-    let raw = fs_err::File::open(&file.path)?;
-    let raw = BufReader::with_capacity(1 << 16, raw);
+    let raw = file.open_raw()?;
     Ok(match file.compression {
-        Compression::None => Box::new(raw),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw)?),
+        Compression::None => Box::new(BufReader::with_capacity(1 << 16, raw)),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
+            BufReader::with_capacity(1 << 16, raw),
+        )),
+        Compression::Zstd => zstd_decoder(raw)?,
     })
+}
+
+/// A zstd decoder reading `raw` from where it stands (the start of a frame): it decodes that
+/// frame and every one after it, skippable frames skipped.
+fn zstd_decoder(raw: impl Read + Send + 'static) -> std::io::Result<Box<dyn Read + Send>> {
+    let raw = BufReader::with_capacity(1 << 16, raw);
+    Ok(Box::new(zstd::stream::read::Decoder::with_buffer(raw)?))
 }
 
 /// Describes a read error of a compressed stream in words a person can act on.

@@ -43,10 +43,11 @@ pub(super) fn read_row_group(
             raw_bytes: unit_bytes,
         })
     };
-    let opened = fs_err::File::open(&file.path)
+    let opened = file
+        .chunk_source()
         .map_err(|err| err.to_string())
-        .and_then(|f| {
-            ParquetRecordBatchReaderBuilder::try_new(f.into_parts().0)
+        .and_then(|source| {
+            ParquetRecordBatchReaderBuilder::try_new(source)
                 .map_err(|err| format!("corrupt Parquet file: {err}"))
         });
     let builder = match opened {

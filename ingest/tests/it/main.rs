@@ -111,3 +111,4 @@ fn jsonl_lines() -> String {
 mod bad_input;
 mod determinism;
 mod formats;
+mod zstd_frames;
