@@ -1,7 +1,8 @@
 //! Input files in an object store, read where they are: a listing gives names and sizes, a
-//! sequential read is one ranged GET per 8 MiB block from any offset (so a task reading a byte
-//! range of a 500 GB object fetches that range, not the object), and a Parquet file is read
-//! through [`ChunkReader`] (its footer, then the column chunks of the row groups it reads).
+//! sequential read is one ranged GET per 8 MiB block from any offset, the next block fetched
+//! while this one is read (so a task reading a byte range of a 500 GB object fetches that
+//! range, not the object, and rarely waits on the network), and a Parquet file is read through
+//! [`ChunkReader`] (its footer, then the column chunks of the row groups it reads).
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
@@ -36,17 +37,59 @@ impl RemoteFile {
             pos: start,
             block: Vec::new(),
             block_start: 0,
+            ahead: None,
+        }
+    }
+
+    /// The block at `start`, fetched on a thread of its own.
+    fn fetch_ahead(&self, start: u64) -> Ahead {
+        let file = self.clone();
+        let end = (start + BLOCK).min(self.size);
+        Ahead {
+            start,
+            handle: std::thread::spawn(move || file.get(start..end)),
         }
     }
 }
 
-/// Reads an object in order, one ranged GET per block; seeking moves the position (the next
-/// read outside the current block fetches a new one).
+/// A block being fetched ahead of the reader.
+struct Ahead {
+    start: u64,
+    handle: std::thread::JoinHandle<io::Result<Vec<u8>>>,
+}
+
+/// Reads an object in order, one ranged GET per block, the next block fetched while the
+/// current one is read; seeking moves the position (a read outside the current block fetches
+/// the block there).
 pub struct RemoteRead {
     file: RemoteFile,
     pos: u64,
     block: Vec<u8>,
     block_start: u64,
+    ahead: Option<Ahead>,
+}
+
+impl RemoteRead {
+    /// Makes the block at `self.pos` current, then starts fetching the one after it.
+    fn load(&mut self) -> io::Result<()> {
+        let block = match self.ahead.take() {
+            Some(ahead) if ahead.start == self.pos => ahead
+                .handle
+                .join()
+                .map_err(|_| io::Error::other("a read-ahead thread panicked"))??,
+            _ => {
+                let end = (self.pos + BLOCK).min(self.file.size);
+                self.file.get(self.pos..end)?
+            }
+        };
+        self.block = block;
+        self.block_start = self.pos;
+        let next = self.pos + self.block.len() as u64;
+        if !self.block.is_empty() && next < self.file.size {
+            self.ahead = Some(self.file.fetch_ahead(next));
+        }
+        Ok(())
+    }
 }
 
 impl Read for RemoteRead {
@@ -57,9 +100,7 @@ impl Read for RemoteRead {
         let in_block =
             self.pos >= self.block_start && self.pos < self.block_start + self.block.len() as u64;
         if !in_block {
-            let end = (self.pos + BLOCK).min(self.file.size);
-            self.block = self.file.get(self.pos..end)?;
-            self.block_start = self.pos;
+            self.load()?;
             if self.block.is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

@@ -27,10 +27,13 @@ pub enum VocabCommand {
         tinyforge vocab count docs/ --shard 0/4 --out counts-0.parquet   # one cluster task"
     )]
     Count(CountArgs),
-    /// Sum partial counts written by `vocab count --shard i/n` tasks.
+    /// Sum partial counts written by `vocab count --shard i/n` tasks (in one process, or as an
+    /// array of hash buckets joined after).
     #[command(
         after_help = "Examples:\n  tinyforge vocab merge counts-*.parquet --out counts.parquet\n  \
-        tinyforge vocab merge s3://corpus/counts/c-0.parquet s3://corpus/counts/c-1.parquet --out s3://corpus/counts.parquet"
+        tinyforge vocab merge s3://corpus/counts/c-0.parquet s3://corpus/counts/c-1.parquet --out s3://corpus/counts.parquet\n  \
+        tinyforge vocab merge counts-*.parquet --bucket auto --out sums/b-$SLURM_ARRAY_TASK_ID.parquet   # an array of B\n  \
+        tinyforge vocab merge sums/b-*.parquet --out counts.parquet                                  # joins the B buckets"
     )]
     Merge(MergeArgs),
     /// Keep the most frequent tokens and write a smaller tokenizer plus the old->new id map.
@@ -69,6 +72,10 @@ pub struct MergeArgs {
     /// Merged counts table to write, or its object URL.
     #[arg(long)]
     pub out: PathBuf,
+    /// Sum only the token ids of hash bucket b of B (id mod B = b), e.g. 3/8 or `auto` (one
+    /// task of an array of B); then `vocab merge` of the B bucket tables joins them.
+    #[arg(long)]
+    pub bucket: Option<ShardSpec>,
     /// k at which coverage is reported (comma separated).
     #[arg(long, value_delimiter = ',')]
     pub k: Vec<usize>,
@@ -185,8 +192,10 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
         .iter()
         .map(|path| crate::remote::input_file(path))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let counts = tinyforge_vocab::merge_counts(&partials)?;
+    let bucket = args.bucket.map(|spec| spec.resolve()).transpose()?;
+    let counts = tinyforge_vocab::merge_counts(&partials, bucket)?;
     let mut report = write_counts(&counts, &args.out, &args.k)?;
+    report["bucket"] = bucket.map(|b| b.to_string()).into();
     report["partials"] = args.partials.len().into();
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())

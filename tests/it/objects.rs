@@ -470,6 +470,33 @@ fn merges_of_array_tasks_run_on_s3() {
         fs_err::read(local.join("counts.parquet")).unwrap()
     );
     assert!(root_remote.size("counts.coverage.svg").unwrap().is_some());
+    // The same merge as an array of two hash buckets, then the join.
+    for bucket in ["0/2", "1/2"] {
+        let report = run(&[
+            "vocab",
+            "merge",
+            "s3://corpus/counts/c-0.parquet",
+            "s3://corpus/counts/c-1.parquet",
+            "--bucket",
+            bucket,
+            "--out",
+            &format!("s3://corpus/sums/b-{}.parquet", &bucket[..1]),
+        ]);
+        assert_eq!(report["bucket"], bucket, "{report}");
+    }
+    run(&[
+        "vocab",
+        "merge",
+        "s3://corpus/sums/b-1.parquet",
+        "s3://corpus/sums/b-0.parquet",
+        "--out",
+        "s3://corpus/joined.parquet",
+    ]);
+    assert_eq!(
+        root_remote.get("joined.parquet").unwrap(),
+        fs_err::read(local.join("counts.parquet")).unwrap(),
+        "the joined buckets differ from the one-process merge"
+    );
     let missing = s3
         .tinyforge(&cache)
         .args([

@@ -179,6 +179,7 @@ pub fn count_documents(
         tokens: base.tokens.clone(),
         tokenizer_sha256: base.sha256().to_owned(),
         shard: config.shard,
+        bucket: None,
         documents,
         bytes,
     })

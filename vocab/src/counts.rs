@@ -22,6 +22,7 @@ const KEY_SHA: &str = "tinyforge.tokenizer_sha256";
 const KEY_SHARD: &str = "tinyforge.shard";
 const KEY_DOCUMENTS: &str = "tinyforge.documents";
 const KEY_BYTES: &str = "tinyforge.bytes";
+const KEY_BUCKET: &str = "tinyforge.bucket";
 
 /// Token counts over the base tokenizer's id space.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,20 @@ pub struct Counts {
     pub tokens: Vec<Option<String>>,
     pub tokenizer_sha256: String,
     pub shard: Shard,
+    /// A bucket of a partitioned merge (`vocab merge --bucket b/B`): only the ids `i` with
+    /// `i % B == b`, summed over every partial; `documents` and `bytes` are then the whole
+    /// run's. `None` for every other table.
+    pub bucket: Option<Shard>,
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+/// What a counts file's metadata records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CountsMeta {
+    pub sha: String,
+    pub shard: Shard,
+    pub bucket: Option<Shard>,
     pub documents: u64,
     pub bytes: u64,
 }
@@ -69,12 +84,15 @@ impl Counts {
             ],
         )
         .map_err(|e| Error::parquet(path, e))?;
-        let metadata = vec![
+        let mut metadata = vec![
             KeyValue::new(KEY_SHA.into(), self.tokenizer_sha256.clone()),
             KeyValue::new(KEY_SHARD.into(), self.shard.to_string()),
             KeyValue::new(KEY_DOCUMENTS.into(), self.documents.to_string()),
             KeyValue::new(KEY_BYTES.into(), self.bytes.to_string()),
         ];
+        if let Some(bucket) = self.bucket {
+            metadata.push(KeyValue::new(KEY_BUCKET.into(), bucket.to_string()));
+        }
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_key_value_metadata(Some(metadata))
@@ -99,8 +117,7 @@ impl Counts {
         let file = fs_err::File::open(path)?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
             .map_err(|e| Error::parquet(path, e))?;
-        let (tokenizer_sha256, shard, documents, bytes) =
-            Self::read_metadata(path, builder.metadata().file_metadata())?;
+        let meta = Self::read_metadata(path, builder.metadata().file_metadata())?;
         let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
         let mut counts: Vec<u64> = Vec::new();
         let mut tokens: Vec<Option<String>> = Vec::new();
@@ -142,18 +159,20 @@ impl Counts {
         Ok(Self {
             counts,
             tokens,
-            tokenizer_sha256,
-            shard,
-            documents,
-            bytes,
+            tokenizer_sha256: meta.sha,
+            shard: meta.shard,
+            bucket: meta.bucket,
+            documents: meta.documents,
+            bytes: meta.bytes,
         })
     }
 
-    /// The tokenizer hash, shard, documents and bytes recorded in a counts file's metadata.
+    /// The tokenizer hash, shard, bucket, documents and bytes recorded in a counts file's
+    /// metadata.
     pub(crate) fn read_metadata(
         path: &Path,
         meta: &parquet::file::metadata::FileMetaData,
-    ) -> Result<(String, Shard, u64, u64)> {
+    ) -> Result<CountsMeta> {
         let invalid = |message: String| Error::Counts {
             path: path.to_owned(),
             message,
@@ -165,12 +184,22 @@ impl Counts {
                 "no {KEY_SHA} metadata (not written by `tinyforge vocab count`?)"
             ))
         })?;
-        let shard = get(KEY_SHARD)
-            .map(|s| s.parse::<Shard>().map_err(|e| invalid(e.to_string())))
-            .transpose()?
-            .unwrap_or_default();
+        let shard_at = |key: &str| {
+            get(key)
+                .map(|s| {
+                    s.parse::<Shard>()
+                        .map_err(|e| invalid(format!("{key}: {e}")))
+                })
+                .transpose()
+        };
         let number = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        Ok((sha, shard, number(KEY_DOCUMENTS), number(KEY_BYTES)))
+        Ok(CountsMeta {
+            sha,
+            shard: shard_at(KEY_SHARD)?.unwrap_or_default(),
+            bucket: shard_at(KEY_BUCKET)?,
+            documents: number(KEY_DOCUMENTS),
+            bytes: number(KEY_BYTES),
+        })
     }
 
     /// Checks that these counts were made with `base` and pads them to its id space.
@@ -179,6 +208,13 @@ impl Counts {
             path: path.to_owned(),
             message,
         };
+        if let Some(bucket) = self.bucket {
+            return Err(invalid(format!(
+                "bucket {bucket} of a partitioned merge holds only some tokens; join all {} \
+                 buckets with `vocab merge` first",
+                bucket.count
+            )));
+        }
         if self.tokenizer_sha256 != base.sha256() {
             return Err(invalid(format!(
                 "counted with tokenizer {} but {} has sha256 {}",

@@ -46,7 +46,7 @@ fn one_run_equals_sharded_runs_merged() {
         part.write(&path).unwrap();
         partials.push(path);
     }
-    let merged = merge_counts(&partials).unwrap();
+    let merged = merge_counts(&partials, None).unwrap();
     assert_eq!(merged.counts, whole.counts);
     assert_eq!(merged.tokens, whole.tokens);
     assert_eq!(merged.documents, whole.documents);
@@ -57,11 +57,55 @@ fn one_run_equals_sharded_runs_merged() {
     merged.write(&path).unwrap();
     assert_eq!(Counts::read(&path).unwrap(), merged);
 
-    let err = merge_counts(&partials[..3]).unwrap_err().to_string();
+    let err = merge_counts(&partials[..3], None).unwrap_err().to_string();
     assert!(err.contains("3/4"), "{err}");
     let twice = [partials[0].clone(), partials[0].clone()];
-    let err = merge_counts(&twice).unwrap_err().to_string();
+    let err = merge_counts(&twice, None).unwrap_err().to_string();
     assert!(err.contains("twice"), "{err}");
+
+    // Partitioned: bucket b of 3 sums the ids i % 3 == b of every partial; the buckets joined
+    // are the one-process table, byte for byte once written.
+    let mut buckets = Vec::new();
+    for index in [2, 0, 1] {
+        let bucket = Shard { index, count: 3 };
+        let table = merge_counts(&partials, Some(bucket)).unwrap();
+        assert_eq!(table.bucket, Some(bucket));
+        assert_eq!(table.documents, whole.documents);
+        for (id, token) in table.tokens.iter().enumerate() {
+            assert!(
+                token.is_none() || id % 3 == index as usize,
+                "id {id} in bucket {index}"
+            );
+        }
+        let path = tmp.path().join(format!("bucket-{index}.parquet"));
+        table.write(&path).unwrap();
+        assert_eq!(Counts::read(&path).unwrap(), table);
+        buckets.push(path);
+    }
+    let joined = merge_counts(&buckets, None).unwrap();
+    assert_eq!(joined, merged);
+    let joined_path = tmp.path().join("joined.parquet");
+    joined.write(&joined_path).unwrap();
+    assert_eq!(
+        std::fs::read(&joined_path).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+    let err = merge_counts(&buckets[..2], None).unwrap_err().to_string();
+    assert!(err.contains("bucket(s) 1/3 missing"), "{err}");
+    let mixed = [buckets[0].clone(), partials[0].clone()];
+    let err = merge_counts(&mixed, None).unwrap_err().to_string();
+    assert!(err.contains("is a bucket table and"), "{err}");
+    let err = merge_counts(&buckets, Some(Shard { index: 0, count: 2 }))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bucket tables already"), "{err}");
+    let base_counts = Counts::read(&buckets[0]).unwrap();
+    let mut bucket_table = base_counts.clone();
+    let err = bucket_table
+        .check_against(&buckets[0], &base)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("join all 3 buckets"), "{err}");
 }
 
 #[test]
@@ -80,7 +124,7 @@ fn merge_refuses_counts_of_another_tokenizer() {
             .unwrap();
         paths.push(path);
     }
-    let err = merge_counts(&paths).unwrap_err().to_string();
+    let err = merge_counts(&paths, None).unwrap_err().to_string();
     assert!(err.contains("same tokenizer"), "{err}");
 }
 
