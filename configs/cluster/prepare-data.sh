@@ -2,14 +2,16 @@
 # The data stages of tinyforge as dependent Slurm arrays, from raw corpus to merged token shards:
 #
 #   configs/cluster/prepare-data.sh INGEST_CONFIG TOKENIZER OUT [--chunks N] [--buckets B]
-#       [--rewrites M] [--tokenize K] [--counts C] [--wait]
+#       [--rewrites M] [--tokenize K] [--counts C] [--count-buckets V] [--wait]
 #
 #   1. ingest, N tasks (--shard auto): the input's chunks, each task every N-th   OUT/docs
 #   2. ingest, B tasks (--dedup-bucket auto): duplicates by content-hash bucket; a task holds
 #      16 bytes per document / B
 #   3. ingest, M tasks (--dedup-rewrite auto): chunks without their duplicates
 #   4. ingest, 1 task (--merge): the manifest                                    OUT/docs/_manifest.json
-#   5. vocab count, C tasks (--shard auto), then vocab merge                     OUT/counts.parquet
+#   5. vocab count, C tasks (--shard auto), then vocab merge (with --count-buckets V > 1, first
+#      V tasks of vocab merge --bucket auto, each summing the token ids of one hash bucket over
+#      every partial, then the join)                                              OUT/counts.parquet
 #   6. tokenize, K tasks (--shard auto), each a contiguous part of the documents  OUT/tokens/tasks/tI
 #   7. shards merge: one dataset over the K task folders                          OUT/tokens
 #
@@ -30,7 +32,7 @@ set -euo pipefail
 usage() { sed -n '2,4p' "$0" >&2; exit 2; }
 [[ $# -ge 3 ]] || usage
 CONFIG="$(realpath "$1")"; TOKENIZER="$(realpath "$2")"; OUT="$3"; shift 3
-CHUNKS=8 BUCKETS=8 REWRITES="" TOKENIZE="" COUNTS="" WAIT=()
+CHUNKS=8 BUCKETS=8 REWRITES="" TOKENIZE="" COUNTS="" COUNT_BUCKETS=1 WAIT=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --chunks) CHUNKS="$2"; shift 2 ;;
@@ -38,12 +40,13 @@ while [[ $# -gt 0 ]]; do
     --rewrites) REWRITES="$2"; shift 2 ;;
     --tokenize) TOKENIZE="$2"; shift 2 ;;
     --counts) COUNTS="$2"; shift 2 ;;
+    --count-buckets) COUNT_BUCKETS="$2"; shift 2 ;;
     --wait) WAIT=(--wait); shift ;;
     *) echo "prepare-data.sh: unknown option $1" >&2; usage ;;
   esac
 done
 REWRITES="${REWRITES:-$CHUNKS}" TOKENIZE="${TOKENIZE:-$CHUNKS}" COUNTS="${COUNTS:-$CHUNKS}"
-mkdir -p "$OUT/logs" "$OUT/tokens/tasks" "$OUT/counts"
+mkdir -p "$OUT/logs" "$OUT/tokens/tasks" "$OUT/counts/sums"
 OUT="$(realpath "$OUT")"
 touch "$OUT/logs/.submitted"
 STAGE="$(cd "$(dirname "$0")" && pwd)/stage.sbatch"
@@ -72,6 +75,18 @@ DOCS_DONE="$LAST"
 submit vocab-count "$COUNTS" "$DOCS_DONE" vocab count "$DOCS" --tokenizer "$TOKENIZER" \
   --shard auto --out "$OUT/counts/c%a.parquet"
 COUNTED="$LAST"
+PARTIALS="$OUT/counts/c*.parquet"
+if [[ "$COUNT_BUCKETS" -gt 1 ]]; then
+  # Every bucket task reads every partial: a shell in the job expands the list.
+  id="$(sbatch --parsable --job-name=tf-count-buckets --array="0-$((COUNT_BUCKETS - 1))" \
+    --output="$OUT/logs/count-buckets-%A_%a.out" "${EXTRA[@]}" \
+    --dependency="afterok:$COUNTED" --kill-on-invalid-dep=yes --wrap "set -e
+  ${TINYFORGE:-tinyforge} --progress json vocab merge $PARTIALS --bucket auto \
+    --out $OUT/counts/sums/b\$SLURM_ARRAY_TASK_ID.parquet")"
+  echo "count-buckets $id"
+  COUNTED="${id%%;*}"
+  PARTIALS="$OUT/counts/sums/b*.parquet"
+fi
 submit tokenize "$TOKENIZE" "$DOCS_DONE" tokenize "$DOCS" --tokenizer "$TOKENIZER" \
   --shard auto --out "$OUT/tokens/tasks/t%a"
 TOKENIZED="$LAST"
@@ -79,7 +94,7 @@ TOKENIZED="$LAST"
 flags=(--parsable --job-name=tf-merges --output="$OUT/logs/merges-%j.out" "${EXTRA[@]}"
   --dependency="afterok:$COUNTED:$TOKENIZED" --kill-on-invalid-dep=yes "${WAIT[@]}")
 id="$(sbatch "${flags[@]}" --wrap "set -e
-  ${TINYFORGE:-tinyforge} --progress json vocab merge $OUT/counts/c*.parquet --out $OUT/counts.parquet
+  ${TINYFORGE:-tinyforge} --progress json vocab merge $PARTIALS --out $OUT/counts.parquet
   ${TINYFORGE:-tinyforge} --progress json shards merge $OUT/tokens/tasks/t* --out $OUT/tokens")"
 echo "merges $id"
 if [[ ${#WAIT[@]} -gt 0 ]]; then

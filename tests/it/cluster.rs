@@ -1,7 +1,8 @@
 //! The data stages under a real scheduler: a one-machine Slurm cluster (Debian's slurm-wlm and
 //! munge, started by `scripts/slurm-local`) runs `configs/cluster/prepare-data.sh`, the shipped
 //! chain of dependent arrays (ingest chunks, dedup buckets, dedup rewrites, the docs merge,
-//! vocab count, tokenize, the merges), and the result is the bytes of one process.
+//! vocab count, the vocab merge's hash buckets, tokenize, the merges), and the result is the
+//! bytes of one process.
 
 use std::path::Path;
 use std::process::Command;
@@ -106,7 +107,7 @@ fn slurm_arrays_give_the_bytes_of_one_process() {
         .arg(&config)
         .arg(&tokenizer)
         .arg(&out)
-        .args(["--chunks", "3", "--buckets", "3", "--rewrites", "2"])
+        .args(["--chunks", "3", "--buckets", "3", "--rewrites", "2", "--count-buckets", "2"])
         .args(["--counts", "2", "--tokenize", "3", "--wait"])
         .env("SLURM_CONF", &cluster.conf)
         .env("TINYFORGE", assert_cmd::cargo::cargo_bin("tinyforge"))
@@ -129,7 +130,10 @@ fn slurm_arrays_give_the_bytes_of_one_process() {
         logs()
     );
     let jobs = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(jobs.lines().count(), 7, "one job per step: {jobs}");
+    assert_eq!(jobs.lines().count(), 8, "one job per step: {jobs}");
+    for bucket in 0..2 {
+        assert!(out.join(format!("counts/sums/b{bucket}.parquet")).is_file());
+    }
 
     let single = tmp.path().join("single");
     let docs = single.join("docs");
