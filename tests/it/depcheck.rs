@@ -9,9 +9,12 @@ use std::process::Command;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-task", &[]),
     ("tinyforge-store", &["tinyforge-task"]),
-    ("tinyforge-model", &[]),
+    ("tinyforge-model", &["tinyforge-task"]),
     ("tinyforge-sql", &[]),
-    ("tinyforge-ingest", &["tinyforge-task", "tinyforge-sql"]),
+    (
+        "tinyforge-ingest",
+        &["tinyforge-task", "tinyforge-store", "tinyforge-sql"],
+    ),
     ("tinyforge-pretok", &[]),
     (
         "tinyforge-vocab",
@@ -25,7 +28,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-shards", &["tinyforge-task", "tinyforge-store"]),
     (
         "tinyforge-tokenize",
-        &["tinyforge-task", "tinyforge-shards", "tinyforge-pretok"],
+        &[
+            "tinyforge-task",
+            "tinyforge-model",
+            "tinyforge-shards",
+            "tinyforge-pretok",
+        ],
     ),
     ("tinyforge-sampler", &["tinyforge-task"]),
     (
