@@ -2,13 +2,15 @@
 //! from built-in or TOML configs), Hugging Face `config.json` in both directions (LLaMA, Qwen2
 //! and Mistral blocks; anything else refused by field and value), the tensor names and roles
 //! ([`tensor_specs`]), safetensors I/O ([`Weights`]: single file or sharded index), parameter
-//! counting, and the checkpoint folder's file names. vocab, train, eval and inherit use it.
+//! counting, the checkpoint folder's file names, and the tokenizer and generation configs that
+//! make a folder load in transformers as it is. vocab, train, eval and inherit use it.
 
 mod config;
 mod error;
 mod folder;
 mod hf;
 mod tensors;
+mod tokenizer;
 mod weights;
 
 pub use config::{AttentionBias, ModelConfig, ModelOptions, builtin_names};
@@ -18,4 +20,9 @@ pub use folder::{
 };
 pub use hf::{SUPPORTED_MODEL_TYPES, eos_token_id, from_hf_config, read_hf_config};
 pub use tensors::{Role, TensorSpec, tensor_specs};
+pub use tokenizer::{
+    EOS_CANDIDATES, GENERATION_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, SpecialTokens,
+    TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, TOKENIZER_FILES, added_token_id, configured_token,
+    default_eos, read_tokenizer_config, write_tokenizer_config, write_tokenizer_files,
+};
 pub use weights::{Weights, write_safetensors};

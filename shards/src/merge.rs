@@ -16,7 +16,10 @@ use crate::manifest::{Manifest, ShardEntry};
 /// the manifests are read with one GET each and the merged one is written with one PUT (its
 /// shard paths relative inside the bucket). There is no lock then: object stores have none, and
 /// a second merge of the same tasks writes the same bytes.
-pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
+///
+/// The files named in `carry` that the first dataset holds beside its manifest (its tokenizer
+/// files) are copied into `out` before the manifest is written.
+pub fn merge(task_dirs: &[PathBuf], out: &Path, carry: &[&str]) -> Result<Manifest> {
     if task_dirs.is_empty() {
         return Err(Error::Merge("no datasets to merge".into()));
     }
@@ -52,6 +55,12 @@ pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
         for (dir, _) in &parts {
             prefixes.push(relative_path(&out_abs, &fs_err::canonicalize(dir)?));
         }
+        for name in carry {
+            let from = parts[0].0.join(name);
+            if from.is_file() {
+                tinyforge_task::write_atomic(&out.join(name), &fs_err::read(&from)?)?;
+            }
+        }
         let merged = joined(header, parts, &prefixes);
         merged.write(out)?;
         return Ok(merged);
@@ -68,6 +77,12 @@ pub fn merge(task_dirs: &[PathBuf], out: &Path) -> Result<Manifest> {
             ))
         })?;
         prefixes.push(PathBuf::from(prefix));
+    }
+    let first = tinyforge_store::Remote::open(url_of(&parts[0].0).unwrap_or_default())?;
+    for name in carry {
+        if first.size(name)?.is_some() {
+            remote.put(name, first.get(name)?)?;
+        }
     }
     let merged = joined(header, parts, &prefixes);
     remote.put(crate::MANIFEST_FILE, merged.to_bytes()?)?;

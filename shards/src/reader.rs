@@ -204,6 +204,21 @@ impl Dataset {
         self.dir.join(&self.manifest.shards[shard].file)
     }
 
+    /// A file of the dataset folder beside the manifest (its tokenizer files), or `None` when
+    /// there is no such file: one read, or one GET for a dataset opened by URL.
+    pub fn read_side_file(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match &self.remote {
+            None => {
+                let path = self.dir.join(name);
+                Ok(path.is_file().then(|| fs_err::read(&path)).transpose()?)
+            }
+            Some(remote) => match remote.size(name)? {
+                Some(_) => Ok(Some(remote.get(name)?)),
+                None => Ok(None),
+            },
+        }
+    }
+
     /// The whole bytes of a shard file: one read, or one GET for a dataset opened by URL.
     pub(crate) fn shard_bytes(&self, shard: usize) -> Result<Vec<u8>> {
         Ok(match &self.remote {

@@ -72,7 +72,8 @@ pub struct InspectArgs {
 pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     match args.command {
         ShardsCommand::Merge(args) => {
-            let manifest = merge(&args.tasks, &args.out).context("merge failed")?;
+            let manifest = merge(&args.tasks, &args.out, &tinyforge_model::TOKENIZER_FILES)
+                .context("merge failed")?;
             let report = serde_json::json!({
                 "out": args.out,
                 "shards": manifest.shards.len(),

@@ -6,6 +6,7 @@ mod cluster;
 mod depcheck;
 mod dist;
 mod eval;
+mod hf_folders;
 mod ingest;
 mod inherit;
 mod objects;

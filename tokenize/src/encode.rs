@@ -13,15 +13,6 @@ use tokenizers::{Model, Tokenizer};
 use crate::error::{Error, Result};
 use crate::input::DocBatch;
 
-/// EOS spellings tried in order when the caller names none (Qwen/GPT, LLaMA-2, LLaMA-3, Gemma).
-const EOS_CANDIDATES: &[&str] = &[
-    "<|endoftext|>",
-    "</s>",
-    "<|end_of_text|>",
-    "<eos>",
-    "<|im_end|>",
-];
-
 /// A loaded tokenizer and what the dataset manifest records about it.
 pub struct TokenizerInfo {
     pub tokenizer: Tokenizer,
@@ -31,6 +22,12 @@ pub struct TokenizerInfo {
     pub vocab_size: u32,
     pub eos_id: u32,
     pub eos_token: String,
+    /// Where the EOS came from: `--eos`, `tokenizer_config.json` or the usual spellings.
+    pub eos_source: &'static str,
+    /// The `tokenizer_config.json` beside the tokenizer, when there is one.
+    pub config: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The bytes of `tokenizer.json` (a dataset carries a copy).
+    bytes: Vec<u8>,
     /// The fast pre-tokenizer, when the tokenizer has its layout (Qwen-style byte-level BPE).
     splitter: Option<Splitter>,
     /// Word caches (word → ids) of the encoding threads, kept between batches.
@@ -67,8 +64,9 @@ impl Drop for Lease<'_> {
 }
 
 impl TokenizerInfo {
-    /// Loads `path`; `eos` names the EOS token (default: the first of the usual spellings the
-    /// vocabulary has).
+    /// Loads `path`; `eos` names the EOS token (default: the `eos_token` of the
+    /// `tokenizer_config.json` beside it, else the first of the usual spellings the vocabulary
+    /// has).
     pub fn load(path: &Path, eos: Option<&str>) -> Result<Self> {
         let bytes = fs_err::read(path)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -79,20 +77,29 @@ impl TokenizerInfo {
         let vocab = tokenizer.get_vocab(true);
         let vocab_size = vocab.values().copied().max().map_or(0, |m| m + 1);
         let vocab_size = vocab_size.max(tokenizer.get_vocab_size(true) as u32);
-        let eos_token = match eos {
-            Some(name) => name.to_owned(),
-            None => EOS_CANDIDATES
-                .iter()
-                .find(|c| vocab.contains_key(**c))
-                .map(|c| (*c).to_owned())
-                .ok_or_else(|| Error::Tokenizer {
+        let config =
+            tinyforge_model::read_tokenizer_config(path).map_err(|e| Error::Tokenizer {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let has = |token: &str| vocab.contains_key(token);
+        let (eos_token, eos_source) = match eos {
+            Some(name) => (name.to_owned(), "--eos"),
+            None => tinyforge_model::default_eos(config.as_ref(), &has).ok_or_else(|| {
+                Error::Tokenizer {
                     path: path.to_path_buf(),
-                    message: format!("no EOS token among {EOS_CANDIDATES:?}; name one with --eos"),
-                })?,
+                    message: format!(
+                        "no EOS token: no {} beside it names one, and the vocabulary has none \
+                         of {:?}; name one with --eos",
+                        tinyforge_model::TOKENIZER_CONFIG_FILE,
+                        tinyforge_model::EOS_CANDIDATES
+                    ),
+                }
+            })?,
         };
         let eos_id = *vocab.get(&eos_token).ok_or_else(|| Error::Tokenizer {
             path: path.to_path_buf(),
-            message: format!("EOS token {eos_token:?} is not in the vocabulary"),
+            message: format!("EOS token {eos_token:?} ({eos_source}) is not in the vocabulary"),
         })?;
         let splitter = Splitter::new(&tokenizer);
         tracing::debug!(fast = splitter.is_some(), "pre-tokenizer");
@@ -103,9 +110,33 @@ impl TokenizerInfo {
             vocab_size,
             eos_id,
             eos_token,
+            eos_source,
+            config,
+            bytes,
             splitter,
             caches: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Writes the tokenizer files into `dir` (a dataset folder): `tokenizer.json`, and its
+    /// `tokenizer_config.json` and `special_tokens_map.json` with this EOS, so that the folder
+    /// (and every checkpoint trained on it) loads in `AutoTokenizer.from_pretrained`.
+    pub fn write_folder_files(&self, dir: &Path) -> Result<()> {
+        tinyforge_task::write_atomic(&dir.join(tinyforge_model::TOKENIZER_FILE), &self.bytes)?;
+        let id_of = |token: &str| self.tokenizer.token_to_id(token);
+        tinyforge_model::write_tokenizer_config(
+            dir,
+            self.config.as_ref(),
+            &self.eos_token,
+            &id_of,
+            &Some,
+            None,
+        )
+        .map_err(|e| Error::Tokenizer {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(())
     }
 
     /// Encodes every document of `batch` (no special tokens added; the writer appends EOS).

@@ -127,6 +127,7 @@ pub fn tokenize(
         return TokenizeReport::build(
             &config.out,
             &manifest,
+            (&tokenizer.eos_token, tokenizer.eos_source),
             record.text_bytes_done,
             0,
             resumed_shards,
@@ -222,6 +223,8 @@ pub fn tokenize(
         read.and(result).and(written)
     })?;
     record.shards = writer.finish()?;
+    // The tokenizer beside the shards, before the manifest that marks the folder done.
+    tokenizer.write_folder_files(&config.out)?;
     let manifest = Manifest::new(header, task, record.shards.clone());
     manifest.write(&config.out)?;
     record.complete = true;
@@ -229,6 +232,7 @@ pub fn tokenize(
     TokenizeReport::build(
         &config.out,
         &manifest,
+        (&tokenizer.eos_token, tokenizer.eos_source),
         record.text_bytes_done,
         text_bytes_this_run,
         resumed_shards,

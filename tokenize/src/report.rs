@@ -19,6 +19,9 @@ pub struct TokenizeReport {
     pub dtype: String,
     pub vocab_size: u32,
     pub eos_id: u32,
+    pub eos_token: String,
+    /// Where the EOS came from: `--eos`, `tokenizer_config.json` or the usual spellings.
+    pub eos_source: String,
     /// UTF-8 bytes of all documents of the dataset.
     pub text_bytes: u64,
     /// Bytes of the shard files.
@@ -76,6 +79,7 @@ impl TokenizeReport {
     pub(crate) fn build(
         out: &Path,
         manifest: &Manifest,
+        (eos_token, eos_source): (&str, &str),
         text_bytes: u64,
         run_text_bytes: u64,
         resumed_shards: usize,
@@ -93,6 +97,8 @@ impl TokenizeReport {
             dtype: manifest.dtype.to_string(),
             vocab_size: manifest.vocab_size,
             eos_id: manifest.eos_id,
+            eos_token: eos_token.to_owned(),
+            eos_source: eos_source.to_owned(),
             text_bytes,
             bytes,
             compression_ratio: ratio(raw, bytes),

@@ -7,6 +7,8 @@
 //!   config.json            Hugging Face LlamaConfig
 //!   optimizer.safetensors  AdamW moments `exp_avg`, `exp_avg_sq` (flat fp32)
 //!   state.json             RunState: step, round, plan cursor, RNG, sha256 of the files above
+//!   tokenizer.json, tokenizer_config.json, special_tokens_map.json, generation_config.json
+//!                          the dataset's tokenizer (when it carries one) and generation ids
 //! ```
 //!
 //! Loading checks every file's sha256 against `state.json` before reading a tensor, so a
@@ -95,6 +97,7 @@ pub fn save(
     optim: Option<&Moments>,
     state: &RunState,
     eos_id: Option<u32>,
+    tokenizer: &[(String, Vec<u8>)],
 ) -> Result<PathBuf> {
     fs_err::create_dir_all(dir)?;
     let final_dir = dir.join(step_dir_name(state.step));
@@ -108,6 +111,9 @@ pub fn save(
     }
     fs_err::create_dir_all(&tmp)?;
     write_model_files(&tmp, model, eos_id)?;
+    if let Some(eos) = eos_id {
+        tinyforge_model::write_tokenizer_files(&tmp, tokenizer, model.config().max_seq_len, eos)?;
+    }
     if let Some(o) = optim {
         let moments = [
             ("exp_avg", o.exp_avg.to_device(Device::Cpu)),

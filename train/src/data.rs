@@ -20,6 +20,10 @@ pub trait UnitSource: Send + Sync {
     fn unit_count(&self, seq_len: usize) -> u64 {
         self.total_tokens().saturating_sub(1) / seq_len as u64
     }
+    /// The tokenizer files the data carries (name, bytes), copied into every checkpoint.
+    fn tokenizer_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Which units each step of one round trains on, in order.

@@ -60,6 +60,18 @@ impl UnitSource for ShardSource {
             .window(unit, seq_len)
             .map_err(|e| Error::Data(format!("unit {unit}: {e}")))
     }
+    fn tokenizer_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut files = Vec::new();
+        for name in tinyforge_model::TOKENIZER_FILES {
+            let bytes = self.dataset.read_side_file(name).map_err(|e| {
+                Error::Data(format!("{}: {name}: {e}", self.dataset.dir().display()))
+            })?;
+            if let Some(bytes) = bytes {
+                files.push((name.to_owned(), bytes));
+            }
+        }
+        Ok(files)
+    }
 }
 
 /// A sampler plan of one pool (the dataset) seen as unit ids.

@@ -226,6 +226,7 @@ pub fn train_with(
         )));
     }
     let mut run = Run::start(cfg, data.eos_id(), cb)?;
+    run.tokenizer = data.tokenizer_files()?;
     let mut complete = true;
     for round in run.state.round..planner.rounds() {
         let plan = planner.plan(round, &run.model, cb)?;
@@ -261,6 +262,8 @@ struct Run<'a> {
     optim: Optimizer,
     state: RunState,
     eos: Option<u32>,
+    /// The data's tokenizer files, copied into every checkpoint.
+    tokenizer: Vec<(String, Vec<u8>)>,
     /// Rank 0 only.
     metrics: Option<MetricsWriter>,
     last_ckpt: Option<PathBuf>,
@@ -316,6 +319,7 @@ impl<'a> Run<'a> {
             resumed_from,
             state,
             eos,
+            tokenizer: Vec::new(),
             metrics,
             last_ckpt: latest,
             last_val: None,
@@ -536,7 +540,14 @@ impl<'a> Run<'a> {
             if let Some(r) = recorder {
                 r.flush(self.state.step)?;
             }
-            checkpoint::save(&dir, &self.model, Some(&moments), &self.state, self.eos)?;
+            checkpoint::save(
+                &dir,
+                &self.model,
+                Some(&moments),
+                &self.state,
+                self.eos,
+                &self.tokenizer,
+            )?;
             checkpoint::prune(&dir, cfg.keep_checkpoints)?;
         }
         Ok(path)

@@ -76,6 +76,11 @@ pub struct ModelReport {
 pub struct Outputs {
     pub tokenizer: PathBuf,
     pub tokenizer_sha256: String,
+    /// `tokenizer_config.json` (the base's carried over, renumbered) and
+    /// `special_tokens_map.json`, when the tokenizer has an EOS; none otherwise.
+    pub tokenizer_config: Option<PathBuf>,
+    /// The EOS token the folder declares, and where it came from.
+    pub eos_token: Option<String>,
     pub id_map: PathBuf,
     pub report: PathBuf,
 }
@@ -122,6 +127,41 @@ pub fn prune(
     let tokenizer_path = out_dir.join("tokenizer.json");
     write_atomic(&tokenizer_path, &bytes)?;
     verify_written(&tokenizer_path, base, &new_to_old)?;
+
+    // The configs transformers reads first, carried over from the base folder with the new
+    // ids, so that `AutoTokenizer.from_pretrained(out_dir)` loads the compact tokenizer.
+    let base_config = tinyforge_model::read_tokenizer_config(base.path()).map_err(|e| {
+        Error::MalformedTokenizer {
+            path: base.path().to_owned(),
+            message: e.to_string(),
+        }
+    })?;
+    let id_of = |token: &str| {
+        let old = base
+            .tokens
+            .iter()
+            .position(|t| t.as_deref() == Some(token))?;
+        new_id[old]
+    };
+    let eos = tinyforge_model::default_eos(base_config.as_ref(), &|t| id_of(t).is_some());
+    let tokenizer_config = match &eos {
+        Some((eos, _)) => {
+            tinyforge_model::write_tokenizer_config(
+                out_dir,
+                base_config.as_ref(),
+                eos,
+                &id_of,
+                &|old| new_id.get(old as usize).copied().flatten(),
+                None,
+            )
+            .map_err(|e| Error::MalformedTokenizer {
+                path: base.path().to_owned(),
+                message: e.to_string(),
+            })?;
+            Some(out_dir.join(tinyforge_model::TOKENIZER_CONFIG_FILE))
+        }
+        None => None,
+    };
 
     let id_map_path = out_dir.join("id_map.json");
     IdMap {
@@ -189,6 +229,8 @@ pub fn prune(
         outputs: Outputs {
             tokenizer: tokenizer_path,
             tokenizer_sha256,
+            tokenizer_config,
+            eos_token: eos.map(|(token, _)| token),
             id_map: id_map_path,
             report: report_path.clone(),
         },

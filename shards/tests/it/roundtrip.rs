@@ -168,7 +168,7 @@ fn merge_joins_task_outputs_in_task_order_without_copying() {
     // Given out of order: merge sorts by task index.
     dirs.swap(0, 3);
     let out = root.path().join("merged");
-    let merged = merge(&dirs, &out).unwrap();
+    let merged = merge(&dirs, &out, &[]).unwrap();
     assert!(merged.task.is_none());
     assert!(
         merged
@@ -199,7 +199,7 @@ fn merge_joins_task_outputs_in_task_order_without_copying() {
     let err = missing.err().expect("no manifest there").to_string();
     assert!(err.contains("nothing-here/manifest.json"), "{err}");
 
-    let incomplete = merge(&dirs[..3], &root.path().join("bad"));
+    let incomplete = merge(&dirs[..3], &root.path().join("bad"), &[]);
     assert!(matches!(incomplete, Err(Error::Merge(_))), "{incomplete:?}");
 }
 

@@ -185,7 +185,7 @@ fn output_is_byte_identical_across_runs_threads_and_task_counts() {
         tasks.push(dir);
     }
     let merged = root.path().join("merged");
-    let manifest_merged = merge(&tasks, &merged).unwrap();
+    let manifest_merged = merge(&tasks, &merged, &[]).unwrap();
     assert_eq!(manifest_merged.documents, manifest.documents);
     assert_eq!(all_tokens(&merged), all_tokens(&one));
 }
@@ -210,8 +210,32 @@ fn qwen3_tokenizer_writes_u32_shards_when_present() {
     let out = root.path().join("tokens");
     let report = tokenize(&config(&root.path().join("docs"), &qwen, &out), &|_| {}).unwrap();
     assert_eq!(report.dtype, "u32");
+    // The EOS is the one Qwen3's tokenizer_config.json names (as transformers, Megatron and
+    // MosaicML take it), not the first usual spelling (<|endoftext|>, 151643).
     let tokenizer = TokenizerInfo::load(&qwen, None).unwrap();
-    assert_eq!(tokenizer.eos_id, 151_643);
+    assert_eq!(
+        (tokenizer.eos_token.as_str(), tokenizer.eos_id),
+        ("<|im_end|>", 151_645)
+    );
+    assert_eq!(tokenizer.eos_source, "tokenizer_config.json");
+    assert_eq!(report.eos_token, "<|im_end|>");
+    let without = root.path().join("bare/tokenizer.json");
+    std::fs::create_dir_all(without.parent().unwrap()).unwrap();
+    std::fs::copy(&qwen, &without).unwrap();
+    let bare = TokenizerInfo::load(&without, None).unwrap();
+    assert_eq!(
+        (bare.eos_id, bare.eos_source),
+        (151_643, "the usual spellings")
+    );
+    // The dataset carries the tokenizer and its configs.
+    assert_eq!(
+        std::fs::read(out.join("tokenizer.json")).unwrap(),
+        std::fs::read(&qwen).unwrap()
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("tokenizer_config.json")).unwrap()).unwrap();
+    assert_eq!(config["eos_token"], "<|im_end|>");
+    assert!(config["chat_template"].is_string());
     assert_round_trip(&out, &tokenizer, &docs);
 }
 

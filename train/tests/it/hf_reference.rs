@@ -20,7 +20,7 @@ fn export(dir: &std::path::Path, cfg: &ModelConfig, seed: u64) -> Model {
         }
     });
     let state = RunState::fresh(seed, cfg);
-    checkpoint::save(dir, &model, None, &state, Some(0)).unwrap();
+    checkpoint::save(dir, &model, None, &state, Some(0), &[]).unwrap();
     model
 }
 

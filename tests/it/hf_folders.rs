@@ -1,0 +1,177 @@
+//! Folders the Hugging Face ecosystem takes as they are: a compact tokenizer folder from `vocab
+//! prune` of the real Qwen3 tokenizer, a token dataset, and a checkpoint trained on it, loaded by
+//! the real `transformers` (`AutoTokenizer`, `AutoModelForCausalLM`, `pipeline`) from the
+//! project venv.
+#![cfg(feature = "train")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's Python with transformers, or `None` after [`crate::skip_unless_required`].
+fn python() -> Option<PathBuf> {
+    let py = root().join(".venv/bin/python");
+    let ok = Command::new(&py)
+        .args(["-c", "import transformers, tokenizers, torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        crate::skip_unless_required(
+            "transformers (scripts/setup-python)",
+            &format!("{} cannot import transformers", py.display()),
+        );
+        return None;
+    }
+    Some(py)
+}
+
+fn qwen3_tokenizer() -> Option<PathBuf> {
+    let data = std::env::var_os("TINYFORGE_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tinyforge")
+        });
+    let path = data.join("raw/qwen3-tokenizer/package/models/tokenizer.json");
+    if !path.is_file() {
+        crate::skip_unless_required(
+            "the Qwen3 tokenizer (scripts/fetch-data)",
+            &format!("{} is missing", path.display()),
+        );
+        return None;
+    }
+    Some(path)
+}
+
+fn run(args: &[&str]) -> serde_json::Value {
+    let output = crate::train::tinyforge().args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    crate::train::json(&output.stdout)
+}
+
+const CHECK: &str = r#"
+import json, sys
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, pipeline
+vocab, tokens, checkpoint, docs = sys.argv[1:5]
+texts = [json.loads(line)["text"][:2000] for line in open(docs, encoding="utf-8")][:40]
+raw = Tokenizer.from_file(f"{vocab}/tokenizer.json")
+out = {}
+for name, folder in (("vocab", vocab), ("tokens", tokens), ("checkpoint", checkpoint)):
+    tok = AutoTokenizer.from_pretrained(folder)
+    same = all(tok(t, add_special_tokens=False)["input_ids"] == raw.encode(t, add_special_tokens=False).ids for t in texts)
+    out[name] = {"class": type(tok).__name__, "eos": tok.eos_token, "eos_id": tok.eos_token_id,
+                 "same_ids": same, "chat_template": bool(tok.chat_template),
+                 "max_length": tok.model_max_length, "vocab": len(tok)}
+model = AutoModelForCausalLM.from_pretrained(checkpoint)
+generate = pipeline("text-generation", model=checkpoint, device="cpu")
+text = generate("The state of the union", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+out["generation"] = {"eos_token_id": model.generation_config.eos_token_id,
+                     "pad_token_id": model.generation_config.pad_token_id, "text": text}
+print(json.dumps(out))
+"#;
+
+#[test]
+fn vocab_folder_dataset_and_checkpoint_load_in_transformers() {
+    let (Some(py), Some(qwen)) = (python(), qwen3_tokenizer()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).display().to_string();
+    let docs = root().join("tokenize/tests/fixtures/docs");
+    let docs = docs.to_str().unwrap();
+    let qwen = qwen.to_str().unwrap();
+    run(&[
+        "vocab",
+        "count",
+        docs,
+        "--tokenizer",
+        qwen,
+        "--out",
+        &path("counts.parquet"),
+    ]);
+    let pruned = run(&[
+        "vocab",
+        "prune",
+        "--counts",
+        &path("counts.parquet"),
+        "--tokenizer",
+        qwen,
+        "--size",
+        "4000",
+        "--out",
+        &path("vocab"),
+    ]);
+    assert_eq!(pruned["outputs"]["eos_token"], "<|im_end|>", "{pruned}");
+    let tokenized = run(&[
+        "tokenize",
+        docs,
+        "--tokenizer",
+        &path("vocab/tokenizer.json"),
+        "--out",
+        &path("tokens"),
+    ]);
+    let eos_id = tokenized["eos_id"].as_u64().unwrap();
+    let config = crate::train::config(
+        tmp.path(),
+        &tmp.path().join("tokens"),
+        &tmp.path().join("run"),
+    );
+    crate::train::train_report(&config, &["--steps", "6"]);
+    let checkpoint = std::fs::read_dir(tmp.path().join("run/checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max()
+        .unwrap();
+    for name in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+    ] {
+        assert!(
+            checkpoint.join(name).is_file(),
+            "{name} missing in {}",
+            checkpoint.display()
+        );
+    }
+
+    let output = Command::new(&py)
+        .args(["-c", CHECK, &path("vocab"), &path("tokens")])
+        .arg(&checkpoint)
+        .arg(root().join("tokenize/tests/fixtures/docs.jsonl"))
+        .env("HF_HUB_OFFLINE", "1")
+        .env("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "transformers refused a folder: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for name in ["vocab", "tokens", "checkpoint"] {
+        let folder = &got[name];
+        assert_eq!(folder["same_ids"], true, "{name}: {folder}");
+        assert_eq!(folder["eos"], "<|im_end|>", "{name}: {folder}");
+        assert_eq!(folder["eos_id"], eos_id, "{name}: {folder}");
+        assert_eq!(
+            folder["chat_template"], true,
+            "{name}: the base's chat template is gone"
+        );
+        assert_eq!(folder["vocab"], 4000, "{name}: {folder}");
+    }
+    assert_eq!(got["checkpoint"]["max_length"], 512, "the model's context");
+    assert_eq!(got["generation"]["eos_token_id"], eos_id);
+    let text = got["generation"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("The state of the union") && text.len() > 22,
+        "{text}"
+    );
+}
