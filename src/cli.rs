@@ -61,6 +61,8 @@ pub enum Command {
     Vocab(commands::vocab::VocabArgs),
     /// Zero-/few-shot benchmarks (ARC, HellaSwag, C3, MMLU, ...) and perplexity of a checkpoint.
     Eval(commands::eval::EvalArgs),
+    /// Continue a prompt with a checkpoint (greedy, or temperature / top-p sampling).
+    Generate(commands::generate::GenerateArgs),
     /// Encode a documents folder into token shards (zstd frames, manifest, checksums).
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Merge, verify or inspect token-shard datasets.
@@ -90,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => commands::ingest::run(args, &global),
         Command::Stats(args) => commands::stats::run(args, &global),
         Command::Eval(args) => commands::eval::run(args, &global),
+        Command::Generate(args) => commands::generate::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args, &global),
         Command::Shards(args) => commands::shards::run(args, &global),
         Command::Vocab(args) => commands::vocab::run(args, &global),

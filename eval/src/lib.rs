@@ -10,6 +10,7 @@
 
 mod bigram;
 mod error;
+mod generate;
 mod harness;
 mod item;
 mod llama;
@@ -25,6 +26,7 @@ mod torch;
 
 pub use bigram::BigramModel;
 pub use error::{Error, Result};
+pub use generate::{Sampling, generate};
 pub use harness::{EvalOptions, evaluate_task, score_requests};
 pub use item::{McItem, Task};
 pub use llama::LlamaModel;

@@ -349,4 +349,15 @@ impl LanguageModel for LlamaModel {
             })
             .collect()
     }
+
+    fn next_token_logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::Config(
+                "generation needs at least one prompt token".into(),
+            ));
+        }
+        let d = self.config.dim;
+        let hidden = self.hidden(tokens)?;
+        Ok(self.head.forward(&hidden[(tokens.len() - 1) * d..], 1))
+    }
 }

@@ -18,6 +18,15 @@ pub trait LanguageModel: Sync {
     /// context, and whether every continuation token was the model's greedy (argmax) choice.
     /// Requests come sorted longest first so an implementation can pad them into one batch.
     fn loglikelihood(&self, requests: &[Request]) -> Result<Vec<(f64, bool)>>;
+
+    /// The logits of the token after `tokens` (at most [`LanguageModel::max_length`] of them),
+    /// for generation. Models that only score say so.
+    fn next_token_logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        let _ = tokens;
+        Err(Error::Config(
+            "this model scores but does not generate".into(),
+        ))
+    }
 }
 
 /// The token window a request is scored over: the last `max_length + 1` tokens of

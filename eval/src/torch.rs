@@ -109,4 +109,26 @@ impl LanguageModel for TorchModel {
         }
         Ok(out)
     }
+
+    fn next_token_logits(&self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::Config(
+                "generation needs at least one prompt token".into(),
+            ));
+        }
+        let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
+        tch::no_grad(|| -> std::result::Result<Vec<f32>, tch::TchError> {
+            let input = Tensor::from_slice(&ids)
+                .view([1, ids.len() as i64])
+                .to_device(self.device);
+            let model = self
+                .model
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let logits = model.forward(&input);
+            let last = logits.get(0).get(ids.len() as i64 - 1).to_kind(Kind::Float);
+            Vec::<f32>::try_from(last.to_device(Device::Cpu))
+        })
+        .map_err(model_error)
+    }
 }

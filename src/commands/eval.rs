@@ -89,29 +89,45 @@ fn load_encoder(args: &EvalArgs) -> anyhow::Result<HfTokenizer> {
 }
 
 fn load_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
-    if args.device == "cpu" {
-        let model = LlamaModel::load(&args.checkpoint, args.max_length)
-            .with_context(|| format!("loading {}", args.checkpoint.display()))?;
+    load_model_at(&args.checkpoint, &args.device, args.max_length)
+}
+
+/// The model of a checkpoint folder on `device`: the pure-Rust forward on `cpu`, libtorch's
+/// otherwise.
+pub(crate) fn load_model_at(
+    checkpoint: &Path,
+    device: &str,
+    max_length: Option<usize>,
+) -> anyhow::Result<Box<dyn LanguageModel>> {
+    if device == "cpu" {
+        let model = LlamaModel::load(checkpoint, max_length)
+            .with_context(|| format!("loading {}", checkpoint.display()))?;
         return Ok(Box::new(model));
     }
-    torch_model(args)
+    torch_model(checkpoint, device, max_length)
 }
 
 /// The libtorch backend (tinyforge-train's model; bf16 on CUDA), in builds with `--features train`.
 #[cfg(feature = "train")]
-fn torch_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
-    let model =
-        tinyforge_eval::TorchModel::load(&args.checkpoint, &args.device, args.max_length)
-            .with_context(|| format!("loading {} on {}", args.checkpoint.display(), args.device))?;
+fn torch_model(
+    checkpoint: &Path,
+    device: &str,
+    max_length: Option<usize>,
+) -> anyhow::Result<Box<dyn LanguageModel>> {
+    let model = tinyforge_eval::TorchModel::load(checkpoint, device, max_length)
+        .with_context(|| format!("loading {} on {device}", checkpoint.display()))?;
     Ok(Box::new(model))
 }
 
 #[cfg(not(feature = "train"))]
-fn torch_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
+fn torch_model(
+    _checkpoint: &Path,
+    device: &str,
+    _max_length: Option<usize>,
+) -> anyhow::Result<Box<dyn LanguageModel>> {
     bail!(
-        "--device {}: this tinyforge was built without libtorch (cargo build --features train); \
-         use --device cpu",
-        args.device
+        "--device {device}: this tinyforge was built without libtorch (cargo build --features \
+         train); use --device cpu"
     )
 }
 
@@ -140,7 +156,7 @@ fn read_texts(paths: &[PathBuf]) -> anyhow::Result<Vec<String>> {
 }
 
 /// A training run folder (with `checkpoints/step-N`) stands for its newest checkpoint.
-fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn resolve_checkpoint(path: &Path) -> anyhow::Result<PathBuf> {
     let dir = path.join("checkpoints");
     if path.join(tinyforge_model::CONFIG_FILE).exists() || !dir.is_dir() {
         return Ok(path.to_path_buf());
