@@ -3,14 +3,6 @@
 
 use super::*;
 
-fn rejects(out: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(out.join("_rejects.jsonl"))?;
-    Ok(text
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<std::result::Result<_, _>>()?)
-}
-
 fn fail_message(path: &Path, text_fields: Option<Vec<String>>) -> String {
     let out = path.parent().unwrap().join(format!(
         "fail-{}",

@@ -41,19 +41,6 @@ fn options(root: &Path, out: &Path) -> IngestOptions {
     options
 }
 
-fn folder_bytes(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".parquet") || name == "_rejects.jsonl" {
-            files.push((name, std::fs::read(&path)?));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 #[test]
 fn same_bytes_twice_and_across_thread_counts() -> Result {
     let dir = tempfile::tempdir()?;
@@ -91,15 +78,7 @@ fn four_tasks_merged_equal_one_run() -> Result {
     // Before the merge, tasks left some cross-task duplicates in place.
     let before = read_docs(&sharded)?;
     assert!(before.len() > read_docs(&single)?.len());
-    let config = options(&root, &sharded).resolve("test", Shard::ALL)?;
-    let merged = ingest(
-        &config,
-        &RunOptions {
-            merge_only: true,
-            ..RunOptions::default()
-        },
-        &|_| {},
-    )?;
+    let merged = merge(options(&root, &sharded))?;
     assert!(merged.complete);
     assert_eq!(folder_bytes(&sharded)?, folder_bytes(&single)?);
     assert_eq!(merged.documents_out, one.documents_out);
@@ -108,14 +87,7 @@ fn four_tasks_merged_equal_one_run() -> Result {
     assert_eq!(merged.by_source, one.by_source);
 
     // Merging again changes nothing.
-    ingest(
-        &config,
-        &RunOptions {
-            merge_only: true,
-            ..RunOptions::default()
-        },
-        &|_| {},
-    )?;
+    merge(options(&root, &sharded))?;
     assert_eq!(folder_bytes(&sharded)?, folder_bytes(&single)?);
     Ok(())
 }

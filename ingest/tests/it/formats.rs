@@ -303,15 +303,7 @@ fn a_big_plain_jsonl_file_is_split_into_byte_ranges() -> Result {
     for index in [2, 0, 1] {
         run_shard(options(&tasks, 0.05), Shard { index, count: 3 })?;
     }
-    let config = options(&tasks, 0.05).resolve("test", Shard::ALL)?;
-    ingest(
-        &config,
-        &RunOptions {
-            merge_only: true,
-            ..RunOptions::default()
-        },
-        &|_| {},
-    )?;
+    merge(options(&tasks, 0.05))?;
     let parts = |dir: &Path| -> Result<Vec<(String, Vec<u8>)>> {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir)? {

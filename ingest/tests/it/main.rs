@@ -89,6 +89,39 @@ fn run_shard(options: IngestOptions, shard: Shard) -> Result<tinyforge_ingest::R
     Ok(ingest(&config, &RunOptions::default(), &|_| {})?)
 }
 
+/// `--merge` of a folder whose `--shard` tasks are done.
+fn merge(options: IngestOptions) -> Result<tinyforge_ingest::Report> {
+    let config: IngestConfig = options.resolve("test", Shard::ALL)?;
+    let merge_only = RunOptions {
+        merge_only: true,
+        ..RunOptions::default()
+    };
+    Ok(ingest(&config, &merge_only, &|_| {})?)
+}
+
+/// The records of a folder's `_rejects.jsonl`.
+fn rejects(out: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(out.join("_rejects.jsonl"))?;
+    Ok(text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()?)
+}
+
+/// The Parquet parts and the rejects of a folder, by name.
+fn folder_bytes(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".parquet") || name == "_rejects.jsonl" {
+            files.push((name, std::fs::read(&path)?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     encoder.write_all(bytes).unwrap();

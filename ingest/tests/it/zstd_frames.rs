@@ -145,28 +145,6 @@ fn reject_offsets(out: &Path) -> Result<Vec<u64>> {
         .collect()
 }
 
-fn rejects(out: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(out.join("_rejects.jsonl"))?;
-    Ok(text
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<std::result::Result<_, _>>()?)
-}
-
-/// The Parquet parts and the rejects of a folder, by name.
-fn folder_bytes(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".parquet") || name == "_rejects.jsonl" {
-            files.push((name, std::fs::read(&path)?));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// The documents a whole read gives: each good line's byte offset in the decompressed stream,
 /// and its id (the hash of the source, the file's path and that offset).
 fn good_lines(raw: &[u8], bad: &[u64]) -> Vec<(u64, u64)> {
@@ -272,15 +250,7 @@ fn a_multi_frame_zstd_file_is_split_at_frames() -> Result {
     for index in [1, 2, 0] {
         run_shard(options(&many_path, &tasks, part), Shard { index, count: 3 })?;
     }
-    let config = options(&many_path, &tasks, part).resolve("test", Shard::ALL)?;
-    ingest(
-        &config,
-        &RunOptions {
-            merge_only: true,
-            ..RunOptions::default()
-        },
-        &|_| {},
-    )?;
+    merge(options(&many_path, &tasks, part))?;
     assert!(
         folder_bytes(&tasks)? == folder_bytes(&split)?,
         "3 tasks differ from one run"
