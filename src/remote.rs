@@ -59,12 +59,11 @@ pub fn input_file(arg: &Path) -> anyhow::Result<PathBuf> {
         return Ok(arg.to_owned());
     };
     let (remote, name) = object(url)?;
-    let local = local_folder(&cache_root().join("inputs"), remote.url());
-    remote
-        .download(&local, |object| object == name)
+    let path = local_folder(&cache_root().join("inputs"), remote.url()).join(&name);
+    let found = remote
+        .sync_object(&name, &path)
         .with_context(|| format!("downloading {url}"))?;
-    let path = local.join(&name);
-    anyhow::ensure!(path.is_file(), "{url}: no such object");
+    anyhow::ensure!(found, "{url}: no such object");
     Ok(path)
 }
 
@@ -143,10 +142,7 @@ impl Output {
         let Some(remote) = &self.remote else {
             return Ok(None);
         };
-        Ok(match remote.size(marker)? {
-            Some(_) => Some(remote.get(marker)?),
-            None => None,
-        })
+        Ok(remote.get_if_exists(marker)?)
     }
 
     /// Makes the staging folder hold the remote folder's objects that `wanted` names, as

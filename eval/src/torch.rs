@@ -40,6 +40,22 @@ impl TorchModel {
     }
 }
 
+impl TorchModel {
+    /// The logits `[rows, width, vocab]` of `ids`, `rows` sequences of equal width laid end to
+    /// end.
+    fn forward(&self, ids: &[i64], rows: usize) -> Tensor {
+        let width = ids.len() / rows.max(1);
+        let input = Tensor::from_slice(ids)
+            .view([rows as i64, width as i64])
+            .to_device(self.device);
+        let model = self
+            .model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        model.forward(&input)
+    }
+}
+
 impl LanguageModel for TorchModel {
     fn max_length(&self) -> usize {
         self.max_length
@@ -71,14 +87,7 @@ impl LanguageModel for TorchModel {
         }
         let (logprobs, greedy) = tch::no_grad(
             || -> std::result::Result<(Vec<f64>, Vec<i64>), tch::TchError> {
-                let input = Tensor::from_slice(&ids)
-                    .view([windows.len() as i64, width as i64])
-                    .to_device(self.device);
-                let model = self
-                    .model
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let logits = model.forward(&input);
+                let logits = self.forward(&ids, windows.len());
                 let vocab = logits.size()[2];
                 let rows = Tensor::from_slice(&rows).to_device(self.device);
                 let picked = logits
@@ -118,14 +127,7 @@ impl LanguageModel for TorchModel {
         }
         let ids: Vec<i64> = tokens.iter().map(|&t| i64::from(t)).collect();
         tch::no_grad(|| -> std::result::Result<Vec<f32>, tch::TchError> {
-            let input = Tensor::from_slice(&ids)
-                .view([1, ids.len() as i64])
-                .to_device(self.device);
-            let model = self
-                .model
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let logits = model.forward(&input);
+            let logits = self.forward(&ids, 1);
             let last = logits.get(0).get(ids.len() as i64 - 1).to_kind(Kind::Float);
             Vec::<f32>::try_from(last.to_device(Device::Cpu))
         })

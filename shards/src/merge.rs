@@ -80,8 +80,8 @@ pub fn merge(task_dirs: &[PathBuf], out: &Path, carry: &[&str]) -> Result<Manife
     }
     let first = tinyforge_store::Remote::open(url_of(&parts[0].0).unwrap_or_default())?;
     for name in carry {
-        if first.size(name)?.is_some() {
-            remote.put(name, first.get(name)?)?;
+        if let Some(bytes) = first.get_if_exists(name)? {
+            remote.put(name, bytes)?;
         }
     }
     let merged = joined(header, parts, &prefixes);

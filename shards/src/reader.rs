@@ -212,10 +212,7 @@ impl Dataset {
                 let path = self.dir.join(name);
                 Ok(path.is_file().then(|| fs_err::read(&path)).transpose()?)
             }
-            Some(remote) => match remote.size(name)? {
-                Some(_) => Ok(Some(remote.get(name)?)),
-                None => Ok(None),
-            },
+            Some(remote) => Ok(remote.get_if_exists(name)?),
         }
     }
 

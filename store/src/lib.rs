@@ -309,6 +309,19 @@ impl Remote {
             .map_err(|e| self.error(name, e))
     }
 
+    /// The bytes of object `name`, or `None` when there is none (one GET).
+    pub fn get_if_exists(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        match self.get(name) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(Error::Store { cause, .. })
+                if matches!(*cause, object_store::Error::NotFound { .. }) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Bytes `range` of object `name` (one ranged GET).
     pub fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
         self.runtime
@@ -632,6 +645,8 @@ mod tests {
         let elsewhere = Remote::open("s3://other-bucket/x").unwrap();
         assert_eq!(remote.relative_path_to(&elsewhere), None);
         assert_eq!(remote.size("missing").unwrap(), None);
+        assert_eq!(remote.get_if_exists("missing").unwrap(), None);
+        assert_eq!(remote.get_if_exists("a.tfs").unwrap().unwrap(), b"AAAA");
         let err = remote.get("missing").unwrap_err().to_string();
         assert!(
             err.contains("no such object") && err.contains("/missing"),
