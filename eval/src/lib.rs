@@ -33,8 +33,8 @@ pub use llama::LlamaModel;
 pub use metrics::{ItemOutcome, TaskResult, mean_and_stderr, primary_metric};
 pub use model::{ByteTokenizer, HfTokenizer, LanguageModel, Request, TextEncoder, request_window};
 pub use perplexity::{
-    PerplexityResult, perplexity_of_dataset, perplexity_of_texts, perplexity_of_windows,
-    rolling_requests,
+    NllSummary, PerplexityResult, perplexity_of_dataset, perplexity_of_held_out,
+    perplexity_of_texts, perplexity_of_windows, rolling_requests, unigram_nll,
 };
 pub use prompt::{encode_pair, render_contexts};
 pub use report::{ABLATION_TASKS, AblationAverage, Report};

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::metrics::TaskResult;
-use crate::perplexity::PerplexityResult;
+use crate::perplexity::{NllSummary, PerplexityResult};
 
 /// The three benchmarks PanGu-π Pro's ablations report and average.
 pub const ABLATION_TASKS: [&str; 3] = ["arc_easy", "hellaswag", "c3"];
@@ -104,20 +104,26 @@ impl Report {
         if let Some(p) = &self.perplexity {
             let _ = writeln!(
                 out,
-                "| Perplexity | Bits/token | Bits/byte | Tokens | Bytes | Documents |"
-            );
-            let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
-            let _ = writeln!(
-                out,
-                "| {:.3} | {:.4} | {} | {} | {} | {} |",
-                p.perplexity,
-                p.bits_per_token,
-                p.bits_per_byte
-                    .map_or("-".to_string(), |b| format!("{b:.4}")),
+                "Held-out perplexity: {} tokens, {} bytes, {} documents or windows. The unigram \
+                 row is the token distribution of these same tokens, fit on them: a model below \
+                 it uses context.\n",
                 p.tokens,
                 p.bytes.map_or("-".to_string(), |b| b.to_string()),
                 p.documents
             );
+            let _ = writeln!(out, "| Model | Perplexity | Bits/token | Bits/byte |");
+            let _ = writeln!(out, "|---|---:|---:|---:|");
+            let row = |name: &str, b: &NllSummary| {
+                format!(
+                    "| {name} | {:.3} | {:.4} | {} |",
+                    b.perplexity,
+                    b.bits_per_token,
+                    b.bits_per_byte
+                        .map_or("-".to_string(), |v| format!("{v:.4}"))
+                )
+            };
+            let _ = writeln!(out, "{}", row("checkpoint", &p.model));
+            let _ = writeln!(out, "{}", row("unigram (same tokens)", &p.unigram));
         }
         out
     }

@@ -29,6 +29,7 @@ pub(crate) mod tag {
     pub const GUMBEL_BATCH: u64 = 0x6762_6174; // "gbat"
     pub const GUMBEL_UNIT: u64 = 0x6775_6e69; // "guni"
     pub const SHUFFLE: u64 = 0x7368_7566; // "shuf"
+    pub const HELD_OUT: u64 = 0x6865_6c64; // "held"
 }
 
 /// Six rounds: four already give a pseudo-random permutation for a random round function

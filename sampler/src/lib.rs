@@ -7,10 +7,12 @@
 //! - [`LossTableWriter`] / [`LossTableReader`]: Parquet tables of per-unit losses.
 //! - [`select_next_round`]: the next round's plan from the previous one and its losses
 //!   (softmax-loss Gumbel-top-k, top-loss, uniform; batch or unit level).
+//! - [`HeldOut`]: a seeded sample of units spread over a pool that no plan draws (validation).
 //! - [`summarize`]: counts, shares and the loss histogram of a plan against its loss tables.
 
 mod binned;
 mod error;
+mod heldout;
 mod keyed;
 mod locate;
 mod losses;
@@ -22,6 +24,7 @@ mod show;
 mod topk;
 
 pub use error::{Error, Result};
+pub use heldout::{HELD_OUT_FILE, HELD_OUT_FORMAT, HELD_OUT_VERSION, HeldOut, stratified_sample};
 pub use keyed::Permutation;
 pub use locate::Locator;
 pub use losses::{

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::heldout::check_held_out;
 use crate::mixture::{Mixture, weight_parts};
 use crate::round_one::RoundOne;
 
@@ -40,9 +41,21 @@ pub struct Pool {
     /// The dataset folder the units index, as given when the plan was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// Units of the dataset (ids run over `[0, units)`), held-out ones included.
     pub units: u64,
     /// Relative share of every batch (round 1); any positive scale.
     pub weight: f64,
+    /// Sorted unit ids that no plan draws (validation data, [`crate::HeldOut`]); round 1's
+    /// permutation runs over the other `units - held_out.len()`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out: Vec<u64>,
+}
+
+impl Pool {
+    /// Units a round may draw: all but the held-out ones.
+    pub fn drawable(&self) -> u64 {
+        self.units - self.held_out.len() as u64
+    }
 }
 
 /// What round 1 does when a pool has no units left before the round ends.
@@ -192,10 +205,11 @@ impl Plan {
             if pool.units == 0 {
                 return Err(Error::Config(format!("pool `{}` has no units", pool.name)));
             }
+            check_held_out(&pool.name, pool.units, &pool.held_out).map_err(Error::Config)?;
         }
         let weights: Vec<f64> = spec.pools.iter().map(|p| p.weight).collect();
         let parts = weight_parts(&weights)?;
-        let units: Vec<u64> = spec.pools.iter().map(|p| p.units).collect();
+        let units: Vec<u64> = spec.pools.iter().map(Pool::drawable).collect();
         let batch = spec.batch_units as u64;
         if let Some((p, share)) = Mixture::new(&parts, batch).pool_under_one_unit() {
             let pool = &spec.pools[p];
@@ -269,6 +283,9 @@ impl Plan {
         if header.pools.iter().any(|p| p.units == 0) {
             return Err(bad("a pool has no units".into()));
         }
+        for pool in &header.pools {
+            check_held_out(&pool.name, pool.units, &pool.held_out).map_err(bad)?;
+        }
         let mut offsets = Vec::with_capacity(header.pools.len() + 1);
         let mut acc = 0u64;
         offsets.push(0);
@@ -287,7 +304,7 @@ impl Plan {
             PlanOrder::Permutation { exhausted } => {
                 let weights: Vec<f64> = header.pools.iter().map(|p| p.weight).collect();
                 let parts = weight_parts(&weights).map_err(|e| bad(e.to_string()))?;
-                let units: Vec<u64> = header.pools.iter().map(|p| p.units).collect();
+                let units: Vec<u64> = header.pools.iter().map(Pool::drawable).collect();
                 if *exhausted == Exhausted::Stop {
                     let limit = RoundOne::steps_until_exhausted(&parts, &units, batch);
                     if header.steps > limit {
@@ -303,7 +320,7 @@ impl Plan {
                     batch,
                     header.steps,
                     *exhausted,
-                    units,
+                    &header.pools,
                     &parts,
                 ))
             }

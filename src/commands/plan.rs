@@ -165,6 +165,7 @@ fn run_new(args: PlanNewArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
             dataset: dir.map(|d| d.display().to_string()),
             units,
             weight: weight.unwrap_or(units as f64),
+            held_out: vec![],
         })
         .collect();
     let spec = RoundOneSpec {

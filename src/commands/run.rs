@@ -117,6 +117,9 @@ pub struct EvalStage {
     pub tasks: Vec<String>,
     pub limit: Option<usize>,
     pub shots: Option<usize>,
+    /// Perplexity and bits per byte on the training run's held-out units, beside the unigram
+    /// baseline (default true; a train config with its own `val_data` records none).
+    pub held_out: Option<bool>,
 }
 
 impl PipelineConfig {
@@ -259,6 +262,9 @@ impl PipelineConfig {
                 }
                 if let Some(shots) = eval.shots {
                     args.extend(["--shots".into(), shots.to_string()]);
+                }
+                if eval.held_out.unwrap_or(true) {
+                    args.extend(["--held-out".into(), p("train")]);
                 }
                 push("eval", args);
             }

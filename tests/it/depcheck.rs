@@ -51,7 +51,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "tinyforge-eval",
-        &["tinyforge-model", "tinyforge-shards", "tinyforge-train"],
+        &[
+            "tinyforge-model",
+            "tinyforge-shards",
+            "tinyforge-sampler",
+            "tinyforge-train",
+        ],
     ),
 ];
 

@@ -11,23 +11,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The venv's Python with transformers, or `None` after [`crate::skip_unless_required`].
-fn python() -> Option<PathBuf> {
-    let py = root().join(".venv/bin/python");
-    let ok = Command::new(&py)
-        .args(["-c", "import transformers, tokenizers, torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        crate::skip_unless_required(
-            "transformers (scripts/setup-python)",
-            &format!("{} cannot import transformers", py.display()),
-        );
-        return None;
-    }
-    Some(py)
-}
-
 fn qwen3_tokenizer() -> Option<PathBuf> {
     let data = std::env::var_os("TINYFORGE_DATA")
         .map(PathBuf::from)
@@ -79,7 +62,10 @@ print(json.dumps(out))
 
 #[test]
 fn vocab_folder_dataset_and_checkpoint_load_in_transformers() {
-    let (Some(py), Some(qwen)) = (python(), qwen3_tokenizer()) else {
+    let (Some(py), Some(qwen)) = (
+        crate::venv_python("transformers, tokenizers, torch"),
+        qwen3_tokenizer(),
+    ) else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();

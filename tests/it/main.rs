@@ -63,3 +63,21 @@ pub(crate) fn walk_files(dir: &std::path::Path) -> Vec<String> {
     files.sort();
     files
 }
+
+/// The project venv's Python when it imports `modules` (comma-separated, as in an `import`
+/// line), or `None` after [`skip_unless_required`].
+pub(crate) fn venv_python(modules: &str) -> Option<std::path::PathBuf> {
+    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = std::process::Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_unless_required(
+            &format!("{modules} (scripts/setup-python)"),
+            &format!("{} cannot import {modules}", py.display()),
+        );
+        return None;
+    }
+    Some(py)
+}

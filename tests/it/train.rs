@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use tinyforge_sampler::{HeldOut, Plan};
 use tinyforge_shards::{DatasetHeader, DatasetWriter, Dtype, Manifest, ShardOptions};
 
 fn fixture_text() -> String {
@@ -162,6 +163,10 @@ fn train_killed_and_resumed_equals_straight_then_score() {
         "resumed weights differ from the straight run"
     );
 
+    held_out_is_a_spread_sample_no_plan_draws(&straight, &resumed);
+    tensorboard_reads_the_metrics_back(&resumed);
+    eval_scores_the_held_out_units(&straight);
+
     // Score round 1's plan with the final checkpoint.
     let mut ckpts: Vec<PathBuf> = std::fs::read_dir(straight.join("checkpoints"))
         .unwrap()
@@ -190,6 +195,121 @@ fn train_killed_and_resumed_equals_straight_then_score() {
     assert_eq!(s["units"], plan["steps"].as_u64().unwrap() * 8);
     assert!(table.exists());
     assert!(s["mean_loss"].as_f64().unwrap() < 4.0, "{s}");
+}
+
+/// Both runs hold out the same 16 units, one from each sixteenth of the dataset, and neither
+/// round's plan draws one.
+fn held_out_is_a_spread_sample_no_plan_draws(straight: &Path, resumed: &Path) {
+    let held = HeldOut::read(&straight.join("heldout.json")).unwrap();
+    assert_eq!(held, HeldOut::read(&resumed.join("heldout.json")).unwrap());
+    let (n, k) = (held.units, held.held_out.len() as u64);
+    assert_eq!(k, 16);
+    for (i, &u) in (0..).zip(&held.held_out) {
+        assert!(
+            (i * n / k..(i + 1) * n / k).contains(&u),
+            "unit {u} outside run {i}"
+        );
+    }
+    for round in [1, 2] {
+        let plan = Plan::open(straight.join(format!("plans/round-{round}.json"))).unwrap();
+        assert_eq!(plan.pools()[0].held_out, held.held_out);
+        for step in 0..plan.num_steps() {
+            for unit in plan.batch(step).unwrap() {
+                assert!(
+                    held.held_out.binary_search(&unit.unit).is_err(),
+                    "round {round} step {step} trains on held-out unit {}",
+                    unit.unit
+                );
+            }
+        }
+    }
+}
+
+/// TensorBoard's own reader gives each step's logged values once, though the killed run logged
+/// steps past its last checkpoint that the resumed run logged again.
+fn tensorboard_reads_the_metrics_back(run: &Path) {
+    let Some(py) = crate::venv_python("tensorboard") else {
+        return;
+    };
+    let script = r#"
+import json, sys
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+acc = EventAccumulator(sys.argv[1], size_guidance={"scalars": 0})
+acc.Reload()
+tags = acc.Tags()["scalars"]
+print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags}))
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", script])
+        .arg(run.join("tensorboard"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let scalars = json(&out.stdout);
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let train: Vec<&serde_json::Value> = records.iter().filter(|r| r["kind"] == "train").collect();
+    for (tag, field) in [
+        ("train/loss", "loss"),
+        ("train/lr", "lr"),
+        ("train/grad_norm", "grad_norm"),
+        ("train/tokens_per_s", "tokens_per_s"),
+    ] {
+        let logged = scalars[tag]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {tag}: {scalars}"));
+        assert_eq!(logged.len(), train.len(), "{tag}: one value per step");
+        for (event, record) in logged.iter().zip(&train) {
+            assert_eq!(event[0], record["step"], "{tag}");
+            let (a, b) = (event[1].as_f64().unwrap(), record[field].as_f64().unwrap());
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1e-3),
+                "{tag} at {}: {a} vs {b}",
+                event[0]
+            );
+        }
+    }
+    let val: Vec<&serde_json::Value> = records.iter().filter(|r| r["kind"] == "val").collect();
+    assert!(!val.is_empty());
+    assert_eq!(scalars["val/loss"].as_array().unwrap().len(), val.len());
+}
+
+/// `tinyforge eval --held-out RUN` scores exactly the run's held-out units, beside the unigram
+/// baseline of the same tokens.
+fn eval_scores_the_held_out_units(run: &Path) {
+    let tokenizer =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/tests/fixtures/byte-tokenizer.json");
+    let report = json(
+        &tinyforge()
+            .args(["eval", "--tasks", "none", "--checkpoint"])
+            .arg(run)
+            .arg("--tokenizer")
+            .arg(&tokenizer)
+            .arg("--held-out")
+            .arg(run)
+            .assert()
+            .success()
+            .get_output()
+            .stdout,
+    );
+    let p = &report["perplexity"];
+    assert_eq!(p["windows"], 16, "{p}");
+    assert_eq!(p["tokens"], 16 * 32);
+    // Byte-level ids of ASCII text: every token is one byte, but the few end-of-document
+    // tokens (4 documents) spell none.
+    let bytes = p["bytes"].as_u64().unwrap();
+    assert!((16 * 32 - 4..=16 * 32).contains(&bytes), "{p}");
+    let unigram = p["unigram"]["bits_per_byte"].as_f64().unwrap();
+    assert!(unigram > 2.0 && unigram < 8.0, "{p}");
+    // The trained byte model uses context: below the unigram entropy of the same bytes.
+    assert!(p["bits_per_byte"].as_f64().unwrap() < unigram, "{p}");
 }
 
 #[test]

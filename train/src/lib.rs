@@ -18,6 +18,7 @@ mod parallel;
 mod pipeline;
 mod score;
 mod synthetic;
+mod tensorboard;
 mod trainer;
 
 pub use data::{Batch, ListPlan, MemoryTokens, RoundPlan, UnitSource, load_batch};

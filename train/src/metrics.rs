@@ -8,6 +8,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::tensorboard::EventWriter;
 
 /// One optimizer step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,15 +53,18 @@ impl Record {
     }
 }
 
+/// Writes every record to `metrics.jsonl` and, as scalars, to a TensorBoard event file.
 pub struct MetricsWriter {
     file: fs_err::File,
+    events: EventWriter,
 }
 
 impl MetricsWriter {
     /// Open for appending after global step `done_steps`: records of later steps (written by a
     /// run that was killed before its next checkpoint) are dropped, so the file describes the
-    /// steps that the checkpoints hold exactly once.
-    pub fn open(path: &Path, done_steps: u64) -> Result<Self> {
+    /// steps that the checkpoints hold exactly once. A new event file in `tensorboard` starts
+    /// at the same step.
+    pub fn open(path: &Path, tensorboard: &Path, done_steps: u64) -> Result<Self> {
         let kept: Vec<String> = if path.exists() {
             fs_err::read_to_string(path)?
                 .lines()
@@ -76,14 +80,34 @@ impl MetricsWriter {
         }
         fs_err::write(path, text)?;
         let file = fs_err::OpenOptions::new().append(true).open(path)?;
-        Ok(Self { file })
+        let events = EventWriter::create(tensorboard, done_steps)?;
+        Ok(Self { file, events })
     }
 
     pub fn write(&mut self, r: &Record) -> Result<()> {
         let mut line = serde_json::to_string(r).expect("metrics serialise");
         line.push('\n');
         self.file.write_all(line.as_bytes())?;
-        Ok(())
+        match r {
+            Record::Train(m) => self.events.scalars(
+                m.step,
+                &[
+                    ("train/loss", m.loss),
+                    ("train/lr", m.lr),
+                    ("train/grad_norm", m.grad_norm),
+                    ("train/tokens_per_s", m.tokens_per_s),
+                    ("train/model_flops_per_s", m.model_flops_per_s),
+                    ("train/round", (m.round + 1) as f64),
+                ],
+            ),
+            Record::Val(v) => self.events.scalars(
+                v.step,
+                &[
+                    ("val/loss", v.val_loss),
+                    (&format!("val/loss_round_{}", v.round + 1), v.val_loss),
+                ],
+            ),
+        }
     }
 }
 

@@ -17,9 +17,11 @@ pub struct TrainOptions {
     pub model: Option<String>,
     /// Token dataset folder (from `tinyforge tokenize`).
     pub data: Option<PathBuf>,
-    /// Held-out dataset for validation; without it the last `val_units` units of `data` are
-    /// held out (never in a plan).
+    /// Held-out dataset for validation; without it `val_units` units of `data` (a seeded sample
+    /// spread over the whole dataset, at most a tenth of it, recorded as RUN/heldout.json) are
+    /// held out: no round's plan draws them.
     pub val_data: Option<PathBuf>,
+    /// Validation units (default 64).
     pub val_units: Option<u64>,
     pub out: Option<PathBuf>,
     pub seq_len: Option<usize>,

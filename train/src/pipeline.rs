@@ -5,6 +5,8 @@
 //! Run folder layout (beside what [`train_with`] writes):
 //!
 //! ```text
+//! heldout.json                   the validation units (a seeded sample over the whole dataset),
+//!                                which round 1's plan excludes (tinyforge-sampler's HeldOut)
 //! plans/round-N.json (+ .units)   the sampler's plan of round N (1-based, as the sampler counts)
 //! losses/score-round-N.parquet   losses of round N's units under the model at the end of round N
 //! losses/train-round-N/          training losses of round N, one part per checkpoint interval
@@ -17,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tinyforge_sampler::{
-    Exhausted, Level, ListOrder, Method, Plan, Pool, RoundOneSpec, SelectConfig, select_next_round,
+    Exhausted, HELD_OUT_FILE, HeldOut, Level, ListOrder, Method, Plan, Pool, RoundOneSpec,
+    SelectConfig, select_next_round,
 };
 use tinyforge_shards::Dataset;
 
@@ -95,16 +98,24 @@ fn sampler_err(e: tinyforge_sampler::Error) -> Error {
 pub struct SamplerPlanner {
     cfg: TrainConfig,
     data: Arc<dyn UnitSource>,
-    train_units: u64,
+    /// Units of the dataset, and the held-out ones among them that no plan draws.
+    units: u64,
+    held_out: Vec<u64>,
     pub scores: Vec<ScoreReport>,
 }
 
 impl SamplerPlanner {
-    pub fn new(cfg: TrainConfig, data: Arc<dyn UnitSource>, train_units: u64) -> Self {
+    pub fn new(
+        cfg: TrainConfig,
+        data: Arc<dyn UnitSource>,
+        units: u64,
+        held_out: Vec<u64>,
+    ) -> Self {
         Self {
             cfg,
             data,
-            train_units,
+            units,
+            held_out,
             scores: vec![],
         }
     }
@@ -171,13 +182,15 @@ impl SamplerPlanner {
                 pools: vec![Pool {
                     name: "data".into(),
                     dataset: Some(self.cfg.data.display().to_string()),
-                    units: self.train_units,
+                    units: self.units,
                     weight: 1.0,
+                    held_out: self.held_out.clone(),
                 }],
                 exhausted: Exhausted::Stop,
                 // A fraction < 1 reads a seeded sample: the permutation's first steps.
                 steps: (self.cfg.rounds[0].fraction < 1.0).then(|| {
-                    let batches = self.train_units / run.batch_size as u64;
+                    let drawable = self.units - self.held_out.len() as u64;
+                    let batches = drawable / run.batch_size as u64;
                     ((batches as f64 * self.cfg.rounds[0].fraction).floor() as u64).max(1)
                 }),
             };
@@ -236,45 +249,76 @@ impl SamplerPlanner {
     }
 }
 
+/// The run's held-out units: `heldout.json` in the run folder when it exists (a resumed run
+/// must validate on, and keep excluding, the same units), else a stratified sample of `count`
+/// units drawn with the run's seed and written there by rank 0.
+fn held_out(cfg: &TrainConfig, units: u64, count: u64) -> Result<HeldOut> {
+    let path = cfg.run.out.join(HELD_OUT_FILE);
+    let drawn = HeldOut::draw(
+        &cfg.data.display().to_string(),
+        cfg.run.seq_len as u32,
+        units,
+        count,
+        cfg.run.seed,
+    );
+    if path.exists() {
+        let recorded = HeldOut::read(&path).map_err(sampler_err)?;
+        if (recorded.units, recorded.seq_len) != (drawn.units, drawn.seq_len) {
+            return Err(Error::Config(format!(
+                "{} was drawn over {} units of {} tokens, but {} now holds {} units of {}: \
+                 resume with the data and seq_len the run started with",
+                path.display(),
+                recorded.units,
+                recorded.seq_len,
+                cfg.data.display(),
+                drawn.units,
+                drawn.seq_len
+            )));
+        }
+        return Ok(recorded);
+    }
+    if cfg.run.world.is_main() {
+        fs_err::create_dir_all(&cfg.run.out)?;
+        drawn.write(&path).map_err(sampler_err)?;
+    }
+    Ok(drawn)
+}
+
 /// Open the data, hold out validation units, and train every round of `cfg`.
 pub fn train(cfg: &TrainConfig, cb: &mut dyn Callbacks) -> Result<TrainReport> {
     let data: Arc<dyn UnitSource> = Arc::new(ShardSource::open(&cfg.data)?);
     let units = data.unit_count(cfg.run.seq_len);
-    let (train_units, validation) = match &cfg.val_data {
+    // Validation on a dataset of its own, else on a sample of this one (at most a tenth of it)
+    // that no round's plan draws.
+    let (validation, held_out) = match &cfg.val_data {
         Some(dir) => {
             let v: Arc<dyn UnitSource> = Arc::new(ShardSource::open(dir)?);
             let n = v.unit_count(cfg.run.seq_len);
             let k = cfg.val_units.min(n).max(1);
             // Evenly spread over the held-out set.
             let picks = (0..k).map(|i| i * n / k).collect();
-            (
-                units,
-                Some(Validation {
-                    source: v,
-                    units: picks,
-                }),
-            )
+            let v = Validation {
+                source: v,
+                units: picks,
+            };
+            (Some(v), vec![])
         }
-        None if cfg.val_units > 0 => {
-            let k = cfg.val_units.min(units / 10);
-            if k == 0 {
-                (units, None)
-            } else {
-                // The tail of the stream is held out: no plan ever draws it.
-                (
-                    units - k,
-                    Some(Validation {
-                        source: data.clone(),
-                        units: (units - k..units).collect(),
-                    }),
-                )
+        None => match cfg.val_units.min(units / 10) {
+            0 => (None, vec![]),
+            k => {
+                let held = held_out(cfg, units, k)?.held_out;
+                let v = Validation {
+                    source: data.clone(),
+                    units: held.clone(),
+                };
+                (Some(v), held)
             }
-        }
-        None => (units, None),
+        },
     };
-    if train_units < cfg.run.batch_size as u64 {
+    let drawable = units - held_out.len() as u64;
+    if drawable < cfg.run.batch_size as u64 {
         return Err(Error::Config(format!(
-            "{} holds {train_units} training units of {} tokens, fewer than one batch of {}",
+            "{} holds {drawable} training units of {} tokens, fewer than one batch of {}",
             cfg.data.display(),
             cfg.run.seq_len,
             cfg.run.batch_size
@@ -285,7 +329,7 @@ pub fn train(cfg: &TrainConfig, cb: &mut dyn Callbacks) -> Result<TrainReport> {
         let cfg_path = cfg.run.out.join("train-config.json");
         fs_err::write(&cfg_path, serde_json::to_vec_pretty(cfg).expect("json"))?;
     }
-    let mut planner = SamplerPlanner::new(cfg.clone(), data.clone(), train_units);
+    let mut planner = SamplerPlanner::new(cfg.clone(), data.clone(), units, held_out);
     train_with(&cfg.run, data, &mut planner, validation.as_ref(), cb)
 }
 

@@ -17,6 +17,7 @@ use crate::metrics::{self, MetricsWriter, Record, StepMetrics, ValMetrics};
 use crate::model::Model;
 use crate::optim::{self, AdamWConfig, Schedule};
 use crate::parallel::{self, Optimizer, Sharding};
+use crate::tensorboard::TENSORBOARD_DIR;
 use tinyforge_model::ModelConfig;
 
 /// Everything the loop needs, validated (see `options::TrainOptions` for the TOML side).
@@ -308,7 +309,11 @@ impl<'a> Run<'a> {
         world.broadcast(&model.flat().detach(), 0, "the initial weights' broadcast")?;
         let metrics_path = cfg.out.join("metrics.jsonl");
         let metrics = match world.is_main() {
-            true => Some(MetricsWriter::open(&metrics_path, state.step)?),
+            true => Some(MetricsWriter::open(
+                &metrics_path,
+                &cfg.out.join(TENSORBOARD_DIR),
+                state.step,
+            )?),
             false => None,
         };
         let resumed_from = latest.is_some().then_some(state.step);

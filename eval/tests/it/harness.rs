@@ -216,15 +216,15 @@ fn perplexity_matches_the_direct_computation() {
         tokens += ids.len();
     }
     assert_eq!(result.tokens, tokens);
-    assert!((result.nll_nats - nll).abs() < 1e-9);
-    assert!((result.perplexity - (nll / tokens as f64).exp()).abs() < 1e-9);
+    assert!((result.model.nll_nats - nll).abs() < 1e-9);
+    assert!((result.model.perplexity - (nll / tokens as f64).exp()).abs() < 1e-9);
     let bytes: usize = texts.iter().map(String::len).sum();
     assert!(
-        (result.bits_per_byte.unwrap() - nll / (std::f64::consts::LN_2 * bytes as f64)).abs()
+        (result.model.bits_per_byte.unwrap() - nll / (std::f64::consts::LN_2 * bytes as f64)).abs()
             < 1e-12
     );
     // Bytes are tokens here, so bits per byte equals bits per token.
-    assert!((result.bits_per_byte.unwrap() - result.bits_per_token).abs() < 1e-12);
+    assert!((result.model.bits_per_byte.unwrap() - result.model.bits_per_token).abs() < 1e-12);
 
     let window = ByteTokenizer.encode("the cat sat").unwrap();
     let w = perplexity_of_windows(
@@ -239,5 +239,5 @@ fn perplexity_matches_the_direct_computation() {
         (w.tokens, w.bytes),
         (window.len() - 1, Some(window.len() - 1))
     );
-    assert!((w.nll_nats + direct(&model, &window[..1], &window[1..])).abs() < 1e-9);
+    assert!((w.model.nll_nats + direct(&model, &window[..1], &window[1..])).abs() < 1e-9);
 }

@@ -22,6 +22,7 @@ pub fn single_pool_plan(dir: &Path, units: u64, batch: u32, seed: u64) -> Plan {
             dataset: None,
             units,
             weight: 1.0,
+            held_out: vec![],
         }],
         exhausted: Exhausted::Stop,
         steps: None,

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 
 use proptest::prelude::*;
-use tinyforge_sampler::{Exhausted, Plan, Pool, RoundOneSpec, UnitRef};
+use tinyforge_sampler::{Exhausted, HeldOut, Plan, Pool, RoundOneSpec, UnitRef, stratified_sample};
 
 use crate::single_pool_plan;
 
@@ -26,6 +26,7 @@ fn mixture_spec(
                 dataset: None,
                 units,
                 weight,
+                held_out: vec![],
             })
             .collect(),
         exhausted,
@@ -167,6 +168,66 @@ fn mixture_positions_round_trip_and_cycle_repeats_small_pools() {
     too_long.steps = Some(11);
     let err = Plan::create_round_one(&dir.path().join("long.json"), &too_long).unwrap_err();
     assert!(err.to_string().contains("runs out after 10 steps"), "{err}");
+}
+
+#[test]
+fn held_out_units_are_never_drawn_and_the_rest_are_drawn_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = mixture_spec(&[300, 700], &[3.0, 7.0], 10, 5, Exhausted::Cycle);
+    spec.pools[0].held_out = stratified_sample(300, 30, 5);
+    spec.pools[1].held_out = stratified_sample(700, 70, 5);
+    let plan = Plan::create_round_one(&dir.path().join("held.json"), &spec).unwrap();
+    // The header records the held-out ids; a reopened plan draws the same units.
+    let reopened = Plan::open(plan.path()).unwrap();
+    assert_eq!(reopened.pools(), &spec.pools[..]);
+    let locator = tinyforge_sampler::Locator::new(&plan).unwrap();
+    let mut seen = HashSet::new();
+    let mut positions = Vec::new();
+    for position in 0..plan.num_positions() {
+        let unit = plan.unit_at(position).unwrap();
+        assert_eq!(unit, reopened.unit_at(position).unwrap());
+        let pool = &spec.pools[unit.pool as usize];
+        assert!(unit.unit < pool.units);
+        assert!(
+            pool.held_out.binary_search(&unit.unit).is_err(),
+            "{unit:?} is held out"
+        );
+        if seen.insert(unit) {
+            positions.clear();
+            locator.positions_of(unit, &mut positions);
+            assert!(positions.contains(&position), "{unit:?} at {position}");
+        }
+    }
+    // Every drawable unit of both pools (900 of 1,000), each first seen once.
+    assert_eq!(seen.len(), 900);
+    for (p, pool) in spec.pools.iter().enumerate() {
+        for &h in &pool.held_out {
+            positions.clear();
+            locator.positions_of(
+                UnitRef {
+                    pool: p as u16,
+                    unit: h,
+                },
+                &mut positions,
+            );
+            assert!(positions.is_empty());
+        }
+    }
+
+    // A record of the sample round-trips; a damaged one is refused by name.
+    let record = HeldOut::draw("tokens", 8, 300, 30, 5);
+    assert_eq!(record.held_out, spec.pools[0].held_out);
+    let path = dir.path().join("heldout.json");
+    record.write(&path).unwrap();
+    assert_eq!(HeldOut::read(&path).unwrap(), record);
+    let mut bad = spec.clone();
+    bad.pools[1].held_out = vec![5, 700];
+    let err = Plan::create_round_one(&dir.path().join("bad.json"), &bad).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("pool `p1`: held-out unit 700 is beyond"),
+        "{err}"
+    );
 }
 
 #[test]
