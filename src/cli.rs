@@ -83,6 +83,9 @@ pub enum Command {
     /// Model configs: parameter count, embedding + head share.
     #[cfg(feature = "train")]
     Model(commands::train::ModelArgs),
+    /// One self-contained HTML page for a training run: loss curves, rounds, data, eval.
+    #[cfg(feature = "train")]
+    Report(commands::report::ReportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -106,5 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inherit(args) => commands::inherit::run(args, &global),
         #[cfg(feature = "train")]
         Command::Model(args) => commands::train::run_model(args, &global),
+        #[cfg(feature = "train")]
+        Command::Report(args) => commands::report::run(args, &global),
     }
 }

@@ -90,8 +90,8 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
 
-    #[error("drawing the picture {path}: {message}")]
-    Plot { path: PathBuf, message: String },
+    #[error("drawing {what}: {message}")]
+    Plot { what: String, message: String },
 
     /// A bug in this crate, not bad input.
     #[error("internal error: {0}")]

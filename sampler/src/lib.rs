@@ -35,4 +35,4 @@ pub use plan::{
     RoundOneSpec, SelectionInfo, UnitRef, dataset_units, rank_bounds, units_for_tokens,
 };
 pub use select::{Level, Method, ProgressFn, SelectConfig, SelectReport, select_next_round};
-pub use show::{Histogram, PlanSummary, PoolShare, summarize, write_histogram_svg};
+pub use show::{Histogram, PlanSummary, PoolShare, histogram_svg, summarize, write_histogram_svg};

@@ -196,8 +196,14 @@ fn histogram(plan: &Plan, loss_tables: &[PathBuf], bins: usize) -> Result<Histog
 
 /// Draws the two loss distributions (as densities, so their shapes compare) into an SVG file.
 pub fn write_histogram_svg(h: &Histogram, title: &str, path: &Path) -> Result<()> {
+    fs_err::write(path, histogram_svg(h, title)?)?;
+    Ok(())
+}
+
+/// The two loss distributions of [`write_histogram_svg`], as an SVG document.
+pub fn histogram_svg(h: &Histogram, title: &str) -> Result<String> {
     let plot_err = |e: &dyn std::fmt::Display| Error::Plot {
-        path: path.to_path_buf(),
+        what: format!("the picture `{title}`"),
         message: e.to_string(),
     };
     let bins = h.all.len();
@@ -219,7 +225,8 @@ pub fn write_histogram_svg(h: &Histogram, title: &str, path: &Path) -> Result<()
     let all = density(&h.all, h.all_units);
     let selected = density(&h.selected, h.selected_units);
     let y_max = all.iter().chain(&selected).map(|p| p.1).fold(0.0, f64::max) * 1.1 + 1e-12;
-    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| plot_err(&e))?;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
@@ -256,5 +263,7 @@ pub fn write_histogram_svg(h: &Histogram, title: &str, path: &Path) -> Result<()
         .draw()
         .map_err(|e| plot_err(&e))?;
     root.present().map_err(|e| plot_err(&e))?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    Ok(svg)
 }

@@ -10,6 +10,8 @@ pub mod inherit;
 #[cfg(feature = "train")]
 pub mod launch;
 pub mod plan;
+#[cfg(feature = "train")]
+pub mod report;
 pub mod run;
 pub mod sample;
 #[cfg(feature = "train")]

@@ -268,6 +268,8 @@ impl PipelineConfig {
                 }
                 push("eval", args);
             }
+            // The run's HTML page (work/report.html) from everything above.
+            push("report", vec!["report".into(), work.display().to_string()]);
         } else if self.eval.is_some() {
             bail!("[eval] needs a [train] stage to evaluate");
         }

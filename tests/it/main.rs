@@ -10,6 +10,7 @@ mod hf_folders;
 mod ingest;
 mod inherit;
 mod objects;
+mod report;
 mod sampler;
 mod stats;
 mod tokenize;

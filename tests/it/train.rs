@@ -165,7 +165,8 @@ fn train_killed_and_resumed_equals_straight_then_score() {
 
     held_out_is_a_spread_sample_no_plan_draws(&straight, &resumed);
     tensorboard_reads_the_metrics_back(&resumed);
-    eval_scores_the_held_out_units(&straight);
+    let eval = eval_scores_the_held_out_units(&straight, &tmp.path().join("eval"));
+    crate::report::run_report_renders_in_chromium(&straight, &eval);
 
     // Score round 1's plan with the final checkpoint.
     let mut ckpts: Vec<PathBuf> = std::fs::read_dir(straight.join("checkpoints"))
@@ -283,7 +284,7 @@ print(json.dumps({t: [[e.step, e.value] for e in acc.Scalars(t)] for t in tags})
 
 /// `tinyforge eval --held-out RUN` scores exactly the run's held-out units, beside the unigram
 /// baseline of the same tokens.
-fn eval_scores_the_held_out_units(run: &Path) {
+fn eval_scores_the_held_out_units(run: &Path, out: &Path) -> PathBuf {
     let tokenizer =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("eval/tests/fixtures/byte-tokenizer.json");
     let report = json(
@@ -294,6 +295,8 @@ fn eval_scores_the_held_out_units(run: &Path) {
             .arg(&tokenizer)
             .arg("--held-out")
             .arg(run)
+            .arg("--out")
+            .arg(out)
             .assert()
             .success()
             .get_output()
@@ -310,6 +313,7 @@ fn eval_scores_the_held_out_units(run: &Path) {
     assert!(unigram > 2.0 && unigram < 8.0, "{p}");
     // The trained byte model uses context: below the unigram entropy of the same bytes.
     assert!(p["bits_per_byte"].as_f64().unwrap() < unigram, "{p}");
+    out.to_path_buf()
 }
 
 #[test]

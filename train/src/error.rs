@@ -50,8 +50,8 @@ pub enum Error {
     /// ranks that stopped answering, and the backend's own message).
     #[error("distributed: {0}")]
     Dist(String),
-    #[error("plot {path}: {reason}")]
-    Plot { path: PathBuf, reason: String },
+    #[error("drawing {what}: {reason}")]
+    Plot { what: String, reason: String },
     #[error("interrupted after step {step} (checkpoint written)")]
     Interrupted { step: u64 },
 }

@@ -24,7 +24,7 @@ mod trainer;
 pub use data::{Batch, ListPlan, MemoryTokens, RoundPlan, UnitSource, load_batch};
 pub use error::{Error, Result};
 pub use losses::{LossRecorder, read_table as read_loss_table, write_table as write_loss_table};
-pub use metrics::{Record, StepMetrics, ValMetrics, plot_loss, read_records};
+pub use metrics::{Record, StepMetrics, ValMetrics, loss_svg, plot_loss, read_records};
 pub use model::{Gates, Model, ParamSpec, Taps, layout};
 pub use optim::{AdamW, AdamWConfig, Schedule, clip_grad_norm, scaled_lr};
 pub use options::{RoundOptions, RoundSpec, Selection, TrainConfig, TrainOptions};

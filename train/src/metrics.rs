@@ -124,8 +124,14 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
         .collect()
 }
 
-/// Draw training loss (and validation loss) against step into an SVG.
+/// Draw training loss (and validation loss) against step into an SVG file.
 pub fn plot_loss(records: &[Record], out: &Path) -> Result<()> {
+    fs_err::write(out, loss_svg(records)?)?;
+    Ok(())
+}
+
+/// Training loss (and validation loss) against step, as an SVG document.
+pub fn loss_svg(records: &[Record]) -> Result<String> {
     let train: Vec<(f64, f64)> = records
         .iter()
         .filter_map(|r| match r {
@@ -141,7 +147,7 @@ pub fn plot_loss(records: &[Record], out: &Path) -> Result<()> {
         })
         .collect();
     let err = |e: String| Error::Plot {
-        path: out.to_path_buf(),
+        what: "the loss curve".into(),
         reason: e,
     };
     if train.is_empty() {
@@ -155,7 +161,8 @@ pub fn plot_loss(records: &[Record], out: &Path) -> Result<()> {
             (lo.min(p.1), hi.max(p.1))
         });
     let pad = ((hi - lo) * 0.05).max(1e-3);
-    let root = SVGBackend::new(out, (800, 480)).into_drawing_area();
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
         .caption("tinyforge training loss", ("sans-serif", 20))
@@ -192,5 +199,7 @@ pub fn plot_loss(records: &[Record], out: &Path) -> Result<()> {
         .draw()
         .map_err(|e| err(e.to_string()))?;
     root.present().map_err(|e| err(e.to_string()))?;
-    Ok(())
+    drop(chart);
+    drop(root);
+    Ok(svg)
 }
