@@ -159,7 +159,7 @@ pub fn export_gguf(checkpoint: &Path, out: &Path, ty: GgufType) -> Result<GgufRe
         });
     }
 
-    let mut metadata = model_metadata(&cfg, ty);
+    let mut metadata = model_metadata(&cfg, ty)?;
     metadata.extend(vocab.metadata);
     let infos: Vec<TensorInfo> = planned.iter().map(|p| p.info.clone()).collect();
     let header = format::header(&metadata, &infos)?;
@@ -203,8 +203,14 @@ pub fn export_gguf(checkpoint: &Path, out: &Path, ty: GgufType) -> Result<GgufRe
 }
 
 /// The `llama.*` and `general.*` keys, as convert_hf_to_gguf.py writes them for LLaMA.
-fn model_metadata(cfg: &ModelConfig, ty: GgufType) -> Vec<(String, Value)> {
-    let u32_of = |n: usize| Value::U32(u32::try_from(n).unwrap_or(u32::MAX));
+fn model_metadata(cfg: &ModelConfig, ty: GgufType) -> Result<Vec<(String, Value)>> {
+    let mut too_large = None;
+    let mut u32_of = |n: usize| {
+        Value::U32(u32::try_from(n).unwrap_or_else(|_| {
+            too_large = Some(n);
+            u32::MAX
+        }))
+    };
     let mut m = vec![
         ("general.architecture", Value::Str("llama".into())),
         ("general.type", Value::Str("model".into())),
@@ -230,7 +236,13 @@ fn model_metadata(cfg: &ModelConfig, ty: GgufType) -> Vec<(String, Value)> {
         m.push(("llama.attention.key_length", u32_of(cfg.head_dim)));
         m.push(("llama.attention.value_length", u32_of(cfg.head_dim)));
     }
-    m.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    if let Some(n) = too_large {
+        return Err(Error::shape(
+            &cfg.name,
+            format!("{n} does not fit GGUF's 32-bit hyperparameters"),
+        ));
+    }
+    Ok(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// llama.cpp's name for a tensor.

@@ -300,3 +300,19 @@ fn bad_tokenizers_are_refused_by_file_and_field() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn key_and_value_lengths_are_written_when_heads_are_not_dim_wide() {
+    let cfg = ModelOptions {
+        head_dim: Some(32),
+        ..ModelOptions::load("tiny").unwrap()
+    }
+    .resolve(Some(8))
+    .unwrap();
+    let m = model_metadata(&cfg, GgufType::Q8_0).unwrap();
+    let get = |k: &str| m.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get("llama.attention.key_length"), Some(Value::U32(32)));
+    assert_eq!(get("llama.attention.value_length"), Some(Value::U32(32)));
+    assert_eq!(get("llama.rope.dimension_count"), Some(Value::U32(32)));
+    assert_eq!(get("general.file_type"), Some(Value::U32(7)));
+}
