@@ -35,6 +35,9 @@ pub enum Error {
     /// A checkpoint folder or safetensors file that does not hold what the config implies.
     #[error("{path}: {message}", path = path.display())]
     Checkpoint { path: PathBuf, message: String },
+    /// A bug in this crate (not bad input).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {

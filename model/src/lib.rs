@@ -2,12 +2,14 @@
 //! from built-in or TOML configs), Hugging Face `config.json` in both directions (LLaMA, Qwen2
 //! and Mistral blocks; anything else refused by field and value), the tensor names and roles
 //! ([`tensor_specs`]), safetensors I/O ([`Weights`]: single file or sharded index), parameter
-//! counting, the checkpoint folder's file names, and the tokenizer and generation configs that
-//! make a folder load in transformers as it is. vocab, train, eval and inherit use it.
+//! counting, the checkpoint folder's file names, the tokenizer and generation configs that
+//! make a folder load in transformers as it is, and GGUF export for llama.cpp
+//! ([`export_gguf`]). vocab, train, eval and inherit use it.
 
 mod config;
 mod error;
 mod folder;
+mod gguf;
 mod hf;
 mod tensors;
 mod tokenizer;
@@ -18,6 +20,7 @@ pub use error::{Error, Result};
 pub use folder::{
     CONFIG_FILE, INDEX_FILE, MODEL_FILE, newest_step, step_dir_name, step_of_dir_name,
 };
+pub use gguf::{GgufReport, GgufType, export_gguf};
 pub use hf::{SUPPORTED_MODEL_TYPES, eos_token_id, from_hf_config, read_hf_config};
 pub use tensors::{Role, TensorSpec, tensor_specs};
 pub use tokenizer::{
