@@ -63,6 +63,8 @@ pub enum Command {
     Eval(commands::eval::EvalArgs),
     /// Continue a prompt with a checkpoint (greedy, or temperature / top-p sampling).
     Generate(commands::generate::GenerateArgs),
+    /// A checkpoint as a GGUF file for llama.cpp and on-device runtimes.
+    Export(commands::export::ExportArgs),
     /// Encode a documents folder into token shards (zstd frames, manifest, checksums).
     Tokenize(commands::tokenize::TokenizeArgs),
     /// Merge, verify or inspect token-shard datasets.
@@ -96,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(args) => commands::stats::run(args, &global),
         Command::Eval(args) => commands::eval::run(args, &global),
         Command::Generate(args) => commands::generate::run(args),
+        Command::Export(args) => commands::export::run(args, &global),
         Command::Tokenize(args) => commands::tokenize::run(args, &global),
         Command::Shards(args) => commands::shards::run(args, &global),
         Command::Vocab(args) => commands::vocab::run(args, &global),

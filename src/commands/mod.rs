@@ -3,6 +3,7 @@
 //! progress and prints the report on stdout.
 
 pub mod eval;
+pub mod export;
 pub mod generate;
 pub mod ingest;
 #[cfg(feature = "train")]

@@ -308,8 +308,9 @@ impl Page {
             self.svg(&svg);
             self.para(
                 "Loss densities under the model at the end of the previous round: all units it \
-                 trained on (blue), those selected for this round (red). Softmax(loss) selection \
-                 shifts the red curve right.",
+                 trained on (blue), those selected for this round (red); the legend gives each \
+                 mean. Selection by softmax(loss / temperature) moves weight to higher losses, \
+                 the more the lower the temperature.",
             );
         }
         Ok(())

@@ -160,4 +160,54 @@ fn vocab_folder_dataset_and_checkpoint_load_in_transformers() {
         text.starts_with("The state of the union") && text.len() > 22,
         "{text}"
     );
+
+    gguf_exports_load_in_gguf_py_and_transformers(&py, &tmp.path().join("run"), &checkpoint);
+}
+
+/// `tinyforge export gguf` in every type: gguf-py reads each file byte-exact against its own
+/// encoding of the checkpoint, and transformers' GGUF loader gives the checkpoint's logits
+/// (model/tests/check_gguf.py).
+fn gguf_exports_load_in_gguf_py_and_transformers(py: &Path, run: &Path, checkpoint: &Path) {
+    if crate::venv_python("gguf, accelerate").is_none() {
+        return;
+    }
+    let mut files = Vec::new();
+    for ty in ["f32", "f16", "bf16", "q8_0"] {
+        // The run folder stands for its newest checkpoint; the default file lands in it.
+        let report = crate::train::json(
+            &crate::train::tinyforge()
+                .args(["export", "gguf"])
+                .arg(run)
+                .args(["--type", ty])
+                .assert()
+                .success()
+                .get_output()
+                .stdout,
+        );
+        let file = checkpoint.join(format!("model-{ty}.gguf"));
+        assert_eq!(report["path"], file.display().to_string(), "{report}");
+        assert_eq!(report["vocab_size"], 4000);
+        files.push(file);
+    }
+    let output = Command::new(py)
+        .arg(root().join("model/tests/check_gguf.py"))
+        .arg(checkpoint)
+        .args(&files)
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the GGUF consumer check failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bad = crate::train::tinyforge()
+        .args(["export", "gguf"])
+        .arg(checkpoint)
+        .args(["--type", "q4_k"])
+        .assert()
+        .failure();
+    let stderr = String::from_utf8_lossy(&bad.get_output().stderr).into_owned();
+    assert!(stderr.contains("f32, f16, bf16, q8_0"), "{stderr}");
 }
