@@ -106,26 +106,11 @@ impl Weights {
         let view = tensors
             .tensor(name)
             .map_err(|e| Error::checkpoint(&path, format!("{name}: {e}")))?;
-        let data = view.data();
-        Ok(match dtype {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(Error::checkpoint(
-                    &path,
-                    format!("tensor {name} has dtype {other:?}; expected F32, BF16 or F16"),
-                ));
-            }
+        floats_of(*dtype, view.data()).ok_or_else(|| {
+            Error::checkpoint(
+                &path,
+                format!("tensor {name} has dtype {dtype:?}; expected F32, BF16 or F16"),
+            )
         })
     }
 
@@ -206,6 +191,25 @@ pub fn write_safetensors(
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     safetensors::tensor::serialize_to_file(views, Some(metadata), path)
         .map_err(|e| Error::checkpoint(path, format!("cannot write: {e}")))
+}
+
+/// Little-endian F32, BF16 or F16 values as f32 (None for any other dtype).
+pub(crate) fn floats_of(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

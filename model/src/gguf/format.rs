@@ -289,19 +289,11 @@ pub(crate) mod read {
             let n: u64 = t.dims.iter().product();
             let start = self.data_start + t.offset as usize;
             let data = &bytes[start..start + t.ty.bytes(n) as usize];
+            let float = |dtype| crate::weights::floats_of(dtype, data).expect("a float dtype");
             match t.ty {
-                GgmlType::F32 => data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                    .collect(),
-                GgmlType::F16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                GgmlType::BF16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
+                GgmlType::F32 => float(safetensors::Dtype::F32),
+                GgmlType::F16 => float(safetensors::Dtype::F16),
+                GgmlType::BF16 => float(safetensors::Dtype::BF16),
                 GgmlType::Q8_0 => dequantize_q8_0(data),
             }
         }

@@ -75,7 +75,12 @@ fn two_sampler_rounds_over_a_shard_dataset() {
     let cfg = opts.resolve(Some(257)).unwrap();
     let source = tinyforge_train::ShardSource::open(&data).unwrap();
     let units = tinyforge_train::UnitSource::unit_count(&source, 32);
-    let held_out: BTreeSet<u64> = (units - 16..units).collect();
+    // The 16 held-out units: one from each sixteenth of the dataset, recorded in the run.
+    let record = tinyforge_sampler::HeldOut::read(&out.join("heldout.json")).unwrap();
+    assert_eq!(record.units, units);
+    let held_out: BTreeSet<u64> = record.held_out.iter().copied().collect();
+    assert_eq!(held_out.len(), 16);
+    assert!(record.held_out[0] < units / 16 && record.held_out[15] >= units * 15 / 16);
     let plan = |r: usize| {
         let p = tinyforge_sampler::Plan::open(out.join(format!("plans/round-{r}.json"))).unwrap();
         tinyforge_train::SamplerPlan(p)
