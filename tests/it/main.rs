@@ -13,6 +13,7 @@ mod objects;
 mod report;
 mod sampler;
 mod stats;
+mod study;
 mod tokenize;
 mod train;
 mod vocab;
