@@ -82,6 +82,8 @@ class Study:
         self.bin = args.bin
         self.root = Path(__file__).resolve().parents[2]
         self.log = self.work / "study.log"
+        self.arm = None
+        self.arm_seeds = {k: int(v) for k, v in (kv.split("=") for kv in args.arm_seeds.split(",") if kv)}
         self.work.mkdir(parents=True, exist_ok=True)
 
     # ---- running tinyforge ----------------------------------------------------------------
@@ -319,7 +321,7 @@ class Study:
         return {"rows": rows, "teacher": teacher}
 
     def seeds(self):
-        return list(range(1, self.p["seeds"] + 1))
+        return list(range(1, self.arm_seeds.get(self.arm, self.p["seeds"]) + 1))
 
 
 # ---- shapes and budgets -------------------------------------------------------------------
@@ -525,8 +527,9 @@ def report(study, arms, seconds):
     machine = f"{platform.node()}: {os.cpu_count()} cores, {platform.machine()}, {platform.system()}"
     meta = {"commit": commit, "machine": machine, "preset": study.args.preset, "seeds": study.p["seeds"],
             "settings": study.p, "seconds": seconds, "held_out": str(work / "heldout.jsonl")}
+    seeds = ", ".join(f"{name} {arm['seeds']}" for name, arm in arms.items())
     lines = [f"# The paper's four findings at small scale ({study.args.preset} preset)", "",
-             f"Commit `{commit}`, {machine}; {study.p['seeds']} seed(s); {seconds / 60:.1f} min. "
+             f"Commit `{commit}`, {machine}; seeds per arm: {seeds}; this invocation {seconds / 60:.1f} min. "
              "Every number is bits per byte on the same held-out documents (never trained on), "
              "mean ± std over seeds; the run folder behind each is in report.json.", ""]
     for name, arm in arms.items():
@@ -581,6 +584,7 @@ def main():
     ap.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     ap.add_argument("--arms", default="tokenizer,architecture,inheritance,rounds")
     ap.add_argument("--seeds", type=int, help="seeds per variant (default: the preset's)")
+    ap.add_argument("--arm-seeds", default="", help="per-arm seeds, e.g. inheritance=1,rounds=5")
     ap.add_argument("--work", help="study folder (default: target/study-PRESET)")
     ap.add_argument("--ingest-config", default="configs/ingest-demo.toml")
     args = ap.parse_args()
@@ -594,7 +598,9 @@ def main():
         if name not in PAPER:
             sys.exit(f"study: unknown arm {name!r}; arms: {', '.join(PAPER)}")
         say(f"study: arm {name}")
+        study.arm = name
         arms[name] = getattr(study, f"arm_{name}")()
+        arms[name]["seeds"] = len(study.seeds())
     path = report(study, arms, time.time() - t0)
     say(f"study: report in {path}")
     print(json.dumps({"report": str(path), "json": str(study.work / "report.json"),

@@ -20,13 +20,16 @@ fn the_study_runs_every_arm_and_each_number_comes_from_its_run() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("study");
-    let out = std::process::Command::new(root.join("bench/reproduce/run.sh"))
-        .args(["--preset", "toy", "--work"])
-        .arg(&work)
-        .env("TINYFORGE_BIN", assert_cmd::cargo::cargo_bin("tinyforge"))
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .unwrap();
+    let study = || {
+        std::process::Command::new(root.join("bench/reproduce/run.sh"))
+            .args(["--preset", "toy", "--work"])
+            .arg(&work)
+            .env("TINYFORGE_BIN", assert_cmd::cargo::cargo_bin("tinyforge"))
+            .env("OMP_NUM_THREADS", "1")
+            .output()
+            .unwrap()
+    };
+    let out = study();
     assert!(
         out.status.success(),
         "the study failed:\n{}",
@@ -111,12 +114,7 @@ fn the_study_runs_every_arm_and_each_number_comes_from_its_run() {
         assert!(Path::new(point["checkpoint"].as_str().unwrap()).is_dir());
     }
     // A rerun reuses every finished run: no training, only the report.
-    let again = std::process::Command::new(root.join("bench/reproduce/run.sh"))
-        .args(["--preset", "toy", "--work"])
-        .arg(&work)
-        .env("TINYFORGE_BIN", assert_cmd::cargo::cargo_bin("tinyforge"))
-        .output()
-        .unwrap();
+    let again = study();
     assert!(again.status.success());
     let log = String::from_utf8_lossy(&again.stderr);
     assert!(
