@@ -30,6 +30,9 @@ pub enum Error {
     #[error("{path}: {message}")]
     PlanUnits { path: PathBuf, message: String },
 
+    #[error("{path}: not a valid held-out record: {message}")]
+    HeldOutRecord { path: PathBuf, message: String },
+
     #[error("{path}: not a loss table: {message}")]
     LossSchema { path: PathBuf, message: String },
 

@@ -138,7 +138,7 @@ impl HeldOut {
 
     pub fn read(path: &Path) -> Result<HeldOut> {
         let text = fs_err::read_to_string(path)?;
-        let bad = |message: String| Error::PlanHeader {
+        let bad = |message: String| Error::HeldOutRecord {
             path: path.to_path_buf(),
             message,
         };

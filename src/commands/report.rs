@@ -350,7 +350,10 @@ impl Page {
             ));
         }
         self.pairs(&rows);
-        let ingest = reports.and_then(|dir| stage_report(dir, "ingest"));
+        let ingest = match reports {
+            Some(dir) => crate::commands::run::stage_report(dir, "ingest")?,
+            None => None,
+        };
         if let Some(report) = ingest {
             let mut rows = Vec::new();
             if let Some(sources) = report["by_source"].as_object() {
@@ -511,19 +514,6 @@ nav a{margin-right:1em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margi
 table{border-collapse:collapse;margin:.6em 0}th,td{border:1px solid #ddd;padding:.25em .6em;\
 text-align:left}td{font-variant-numeric:tabular-nums}table.pairs th{background:#f6f6f6;\
 white-space:nowrap}figure{margin:.6em 0}figure svg{max-width:100%;height:auto}";
-
-/// The report of `stage` in a `tinyforge run` reports folder (`NN-stage.json`).
-fn stage_report(dir: &Path, stage: &str) -> Option<Value> {
-    let mut names: Vec<PathBuf> = fs_err::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|p| {
-        let v: Value = serde_json::from_str(&fs_err::read_to_string(&p).ok()?).ok()?;
-        (v["stage"] == stage).then(|| v["report"].clone())
-    })
-}
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

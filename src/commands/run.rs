@@ -372,13 +372,41 @@ fn finished(path: &Path, stage: &Stage) -> anyhow::Result<Option<StageRecord>> {
     if !path.exists() {
         return Ok(None);
     }
-    let record: StageRecord = serde_json::from_slice(&fs_err::read(path)?).with_context(|| {
+    let record = read_record(path)?;
+    Ok((record.args == stage.args).then_some(record))
+}
+
+fn read_record(path: &Path) -> anyhow::Result<StageRecord> {
+    serde_json::from_slice(&fs_err::read(path)?).with_context(|| {
         format!(
             "{}: not a stage record; delete it to rerun the stage",
             path.display()
         )
-    })?;
-    Ok((record.args == stage.args).then_some(record))
+    })
+}
+
+/// The JSON report of the first stage named `stage` in a work folder's `reports/`
+/// (`NN-stage.json`), if it ran.
+pub(crate) fn stage_report(
+    reports: &Path,
+    stage: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let mut paths: Vec<PathBuf> = fs_err::read_dir(reports)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    paths.sort();
+    for path in paths {
+        let is_stage = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.split_once('-'))
+            .is_some_and(|(_, name)| name == stage);
+        if is_stage {
+            return Ok(Some(read_record(&path)?.report));
+        }
+    }
+    Ok(None)
 }
 
 fn run_stage(exe: &Path, stage: &Stage, global: &GlobalArgs) -> anyhow::Result<StageRecord> {
