@@ -259,7 +259,7 @@ class Study:
             row.update(layers=layers, width=dim, ratio=ratio)
             rows.append(row)
         corr = {k: spearman([r[k] for r in rows], [r["bits_per_byte"]["mean"] for r in rows])
-                for k in ("layers", "width", "ratio")}
+                for k in ("layers", "width", "ratio", "params")}
         return {"rows": rows, "spearman_with_bits_per_byte": corr}
 
     def arm_tokenizer(self):
@@ -359,6 +359,8 @@ def summarize_runs(variant, runs):
         "variant": variant,
         "bits_per_byte": mean_std([r["bits_per_byte"] for r in runs]),
         "val_loss": mean_std([r["val_loss"] for r in runs]),
+        # The unigram fit on the scored tokens themselves: the same for every seed of a tokenizer.
+        "unigram_bits_per_byte": runs[0]["unigram_bits_per_byte"],
         "params": runs[0]["params"],
         "steps": runs[0]["steps"],
         "tasks": {t: mean_std([r["tasks"][t] for r in runs]) for t in runs[0]["tasks"]},
@@ -473,7 +475,8 @@ def bar_svg(title, rows, path):
     ok = [r for r in rows if "bits_per_byte" in r]
     w, h, left, top, bottom = 760, 60 + 34 * len(ok), 230, 40, 30
     values = [r["bits_per_byte"]["mean"] + r["bits_per_byte"]["std"] for r in ok]
-    lo = min(r["bits_per_byte"]["mean"] - r["bits_per_byte"]["std"] for r in ok)
+    values += [r["unigram_bits_per_byte"] for r in ok]
+    lo = min(min(r["bits_per_byte"]["mean"] - r["bits_per_byte"]["std"], r["unigram_bits_per_byte"]) for r in ok)
     lo, hi = lo - 0.05 * (max(values) - lo + 1e-9), max(values) * 1.0 + 1e-9
     x = lambda v: left + (w - left - 20) * (v - lo) / (hi - lo)
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="13">',
@@ -486,7 +489,9 @@ def bar_svg(title, rows, path):
         out.append(f'<rect x="{left}" y="{y + 4}" width="{max(1, x(m) - left):.1f}" height="20" fill="#4878d0"/>')
         out.append(f'<line x1="{x(m - sd):.1f}" x2="{x(m + sd):.1f}" y1="{y + 14}" y2="{y + 14}" stroke="black" stroke-width="2"/>')
         out.append(f'<text x="{x(m + sd) + 6:.1f}" y="{y + 18}">{m:.4f}</text>')
-    out.append(f'<text x="{left}" y="{h - 8}" fill="#555">bits per byte on held-out documents (lower is better; axis from {lo:.3f})</text>')
+        u = x(r["unigram_bits_per_byte"])
+        out.append(f'<line x1="{u:.1f}" x2="{u:.1f}" y1="{y + 1}" y2="{y + 27}" stroke="#d65f5f" stroke-width="2" stroke-dasharray="4,2"/>')
+    out.append(f'<text x="{left}" y="{h - 8}" fill="#555">bits per byte on held-out documents (lower is better; axis from {lo:.3f}); dashed red: unigram baseline</text>')
     out.append("</svg>")
     Path(path).write_text("\n".join(out) + "\n")
 
@@ -531,21 +536,24 @@ def report(study, arms, seconds):
     lines = [f"# The paper's four findings at small scale ({study.args.preset} preset)", "",
              f"Commit `{commit}`, {machine}; seeds per arm: {seeds}; this invocation {seconds / 60:.1f} min. "
              "Every number is bits per byte on the same held-out documents (never trained on), "
-             "mean ± std over seeds; the run folder behind each is in report.json.", ""]
+             "mean ± std over seeds; the run folder behind each is in report.json. "
+             "Beside each, the unigram baseline: the frequencies of the scored tokens, fit on those "
+             "very tokens (so optimistic); a model above it has learned less than which tokens are common.", ""]
     for name, arm in arms.items():
         lines += [f"## {name}", "", f"Paper: {PAPER[name]}.", ""]
         rows = arm["rows"]
         extra = {"tokenizer": ["vocab", "layers", "coverage"], "architecture": ["layers", "width", "ratio"]}.get(name, [])
-        head = ["variant", *extra, "params", "steps", "bits/byte", "val loss"]
+        head = ["variant", *extra, "params", "steps", "bits/byte", "unigram bits/byte", "val loss"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             if "skipped" in r:
                 cells = [r["variant"]] + [f"{r[k]:.3f}" if isinstance(r.get(k), float) else str(r.get(k, "-"))
                                           for k in extra]
-                lines.append("| " + " | ".join(cells) + f" | - | - | not run: {r['skipped']} | - |")
+                lines.append("| " + " | ".join(cells) + f" | - | - | not run: {r['skipped']} | - | - |")
                 continue
             cells = [r["variant"]] + [f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in extra]
-            cells += [f"{r['params']:,}", str(r["steps"]), fmt(r["bits_per_byte"]), fmt(r["val_loss"], 3)]
+            cells += [f"{r['params']:,}", str(r["steps"]), fmt(r["bits_per_byte"]),
+                      f"{r['unigram_bits_per_byte']:.4f}", fmt(r["val_loss"], 3)]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         bar_svg(f"{name}: held-out bits per byte", rows, work / f"{name}.svg")

@@ -66,6 +66,11 @@ fn the_study_runs_every_arm_and_each_number_comes_from_its_run() {
                     "{name}/{}: the report's number is not its run's",
                     row["variant"]
                 );
+                assert_eq!(
+                    &eval["perplexity"]["unigram"]["bits_per_byte"], &row["unigram_bits_per_byte"],
+                    "{name}/{}: the unigram baseline is not its run's",
+                    row["variant"]
+                );
                 let train = read(&run.join("train/report.json"));
                 assert_eq!(train["params"], row["params"]);
                 assert!(markdown.contains(&format!("{:.4}", value.as_f64().unwrap())));
@@ -95,7 +100,7 @@ fn the_study_runs_every_arm_and_each_number_comes_from_its_run() {
     );
     assert!(variants("architecture").len() >= 8);
     let corr = &arms["architecture"]["spearman_with_bits_per_byte"];
-    for key in ["layers", "width", "ratio"] {
+    for key in ["layers", "width", "ratio", "params"] {
         let rho = corr[key].as_f64().unwrap();
         assert!((-1.0..=1.0).contains(&rho), "{key}: {rho}");
     }
