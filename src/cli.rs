@@ -116,3 +116,42 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => commands::report::run(args, &global),
     }
 }
+
+/// Every command's `--help` is a snapshot (`src/snapshots/`), so a changed flag, default or
+/// example shows in review and cannot change by accident. Snapshots are of the full build
+/// (`--features train`); `cargo insta review` accepts an intended change.
+#[cfg(all(test, feature = "train"))]
+mod tests {
+    use clap::CommandFactory;
+
+    fn walk(command: &mut clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        out.push((path.to_owned(), command.render_long_help().to_string()));
+        // clap's generated `help` subcommands say nothing of ours.
+        for sub in command
+            .get_subcommands_mut()
+            .filter(|s| s.get_name() != "help")
+        {
+            let name = format!("{path} {}", sub.get_name());
+            walk(sub, &name, out);
+        }
+    }
+
+    #[test]
+    fn every_commands_help_is_as_reviewed() {
+        let mut cli = super::Cli::command().term_width(100);
+        cli.build();
+        let mut helps = Vec::new();
+        walk(&mut cli, "tinyforge", &mut helps);
+        assert!(helps.len() > 20, "{} commands", helps.len());
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        // What the environment running the test sets: `[env: X=value]` shows its value.
+        settings.add_filter(r"\[env: ([A-Z_]+)=[^\]]*\]", "[env: $1]");
+        settings.bind(|| {
+            for (path, help) in helps {
+                let name = format!("help-{}", path.replace(' ', "-"));
+                insta::assert_snapshot!(name, help, &format!("tinyforge {} --help", &path[9..]));
+            }
+        });
+    }
+}

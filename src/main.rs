@@ -1,7 +1,10 @@
 //! The `tinyforge` command: parse, run, map the error to an exit code.
+// stdout is `output`'s alone (a closed pipe is an error there, not a panic).
+#![deny(clippy::print_stdout)]
 
 mod cli;
 mod commands;
+mod output;
 mod progress;
 mod remote;
 
@@ -12,6 +15,8 @@ fn main() -> ExitCode {
     progress::init_logging(&cli.global);
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `tinyforge … | head`: the reader has what it wanted.
+        Err(err) if output::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(1)

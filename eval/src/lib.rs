@@ -7,6 +7,7 @@
 //! pure-Rust toy for tests, [`LlamaModel`] a pure-Rust CPU forward over a Hugging Face LLaMA
 //! checkpoint (safetensors + config.json), and with the `torch` feature the libtorch model of
 //! tinyforge-train scores on GPU.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod bigram;
 mod error;

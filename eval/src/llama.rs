@@ -44,7 +44,10 @@ fn matmul_transposed(x: &[f32], m: usize, k: usize, w: &[f32], n: usize, y: &mut
     );
     // SAFETY: the assert above bounds every index sgemm touches: x is m×k with row stride k,
     // w^T is read as k×n with strides (1, k) over w's n×k storage, y is m×n with row stride n.
-    #[allow(unsafe_code)]
+    #[expect(
+        unsafe_code,
+        reason = "sgemm reads the slices through raw pointers; the sizes above are checked"
+    )]
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -211,7 +214,10 @@ impl LlamaModel {
             // scores = Q_h K_h^T over strided views of the packed [t, heads * hd] buffers.
             // SAFETY: q is t×(heads*hd) and k is t×(kv_heads*hd); the views read hd columns
             // starting at h*hd / kvh*hd, inside each row; scores is t×t.
-            #[allow(unsafe_code)]
+            #[expect(
+                unsafe_code,
+                reason = "sgemm reads the slices through raw pointers; the sizes above are checked"
+            )]
             unsafe {
                 matrixmultiply::sgemm(
                     t,
@@ -245,7 +251,10 @@ impl LlamaModel {
             }
             // SAFETY: scores is t×t, v is t×(kv_heads*hd) read at column kvh*hd for hd
             // columns, out is t×(heads*hd) written at column h*hd for hd columns.
-            #[allow(unsafe_code)]
+            #[expect(
+                unsafe_code,
+                reason = "sgemm reads the slices through raw pointers; the sizes above are checked"
+            )]
             unsafe {
                 matrixmultiply::sgemm(
                     t,

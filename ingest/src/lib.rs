@@ -12,6 +12,7 @@
 //! println!("{} documents", report.documents_out);
 //! # Ok::<(), tinyforge_ingest::Error>(())
 //! ```
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod clean;
 mod config;

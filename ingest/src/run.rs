@@ -273,13 +273,15 @@ impl Context<'_> {
                             }
                             let chunk = pending[position];
                             match self.process_chunk(chunk, &abort) {
-                                Ok(record) => {
+                                Ok(Chunk::Done(record)) => {
                                     (self.on_event)(Event::ChunkDone {
                                         chunk,
                                         resumed: false,
                                     });
                                     done.push(record);
                                 }
+                                // The worker whose error set the flag reports it.
+                                Ok(Chunk::Aborted) => return Ok(done),
                                 Err(err) => {
                                     abort.store(true, Ordering::Relaxed);
                                     return Err(err);
@@ -297,30 +299,15 @@ impl Context<'_> {
                 })
                 .collect()
         });
+        // Workers stopped by another's error end without one, so the first error is the cause.
         let mut records = Vec::new();
-        let mut first_error = None;
         for result in results {
-            match result {
-                Ok(done) => records.extend(done),
-                // A worker stopped by another's error reports `Aborted`; keep the real cause.
-                Err(Error::Internal(msg)) if msg == ABORTED && first_error.is_some() => {}
-                Err(err) => {
-                    if first_error
-                        .as_ref()
-                        .is_none_or(|e: &Error| matches!(e, Error::Internal(m) if m == ABORTED))
-                    {
-                        first_error = Some(err);
-                    }
-                }
-            }
+            records.extend(result?);
         }
-        match first_error {
-            Some(err) => Err(err),
-            None => Ok(records),
-        }
+        Ok(records)
     }
 
-    fn process_chunk(&self, chunk: usize, abort: &AtomicBool) -> Result<ChunkRecord> {
+    fn process_chunk(&self, chunk: usize, abort: &AtomicBool) -> Result<Chunk> {
         let range = self.plan.chunks[chunk].units.clone();
         let mut sink = ChunkSink::new(self, chunk, abort)?;
         for unit in &self.plan.units[range] {
@@ -336,16 +323,22 @@ impl Context<'_> {
             if let Some(err) = sink.error.take() {
                 return Err(err);
             }
+            // The sink breaks on its own error (taken above) or on the abort flag.
             if flow.is_break() {
-                return Err(Error::Internal(ABORTED.into()));
+                return Ok(Chunk::Aborted);
             }
             (self.on_event)(Event::Bytes(unit.bytes));
         }
-        sink.finish()
+        sink.finish().map(Chunk::Done)
     }
 }
 
-const ABORTED: &str = "stopped because another worker failed";
+/// How a worker left a chunk: finished, or stopped because another worker failed (whose
+/// error is the one to report).
+enum Chunk {
+    Done(ChunkRecord),
+    Aborted,
+}
 
 /// An empty batch of documents with room for a whole batch: a row group when documents are
 /// deduplicated as they arrive (see `Context::dedup_on_add`).
@@ -614,8 +607,8 @@ impl<'a> ChunkSink<'a> {
             )?));
         }
         if let Some(out) = self.rejects.as_mut() {
-            serde_json::to_writer(&mut *out, &line)
-                .map_err(|err| Error::Internal(err.to_string()))?;
+            // Writing a `Value` fails only in the file below (an fs-err error naming it).
+            serde_json::to_writer(&mut *out, &line).map_err(|err| Error::Io(err.into()))?;
             out.write_all(b"\n")?;
         }
         Ok(())

@@ -11,6 +11,7 @@
 //!    `l2`, `taylor`, `activation` or a learned `mask`; exactly the requested counts;
 //! 4. the student folder: what `transformers` and `tinyforge train --init-from` load, with the
 //!    report of every index kept and every score.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod calib;
 mod error;

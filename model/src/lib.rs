@@ -5,6 +5,7 @@
 //! counting, the checkpoint folder's file names, the tokenizer and generation configs that
 //! make a folder load in transformers as it is, and GGUF export for llama.cpp
 //! ([`export_gguf`]). vocab, train, eval and inherit use it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
 mod error;

@@ -55,7 +55,10 @@ impl Weights {
             let handle = fs_err::File::open(&path)?;
             // SAFETY: the file is opened read-only and only read through this map; a checkpoint
             // is not modified while it is read (writers write under temporary names).
-            #[allow(unsafe_code)]
+            #[expect(
+                unsafe_code,
+                reason = "mmap: the file is our checkpoint, opened read-only and not changed while mapped"
+            )]
             let map = unsafe { memmap2::Mmap::map(handle.file()) }
                 .map_err(|e| Error::checkpoint(&path, format!("cannot map: {e}")))?;
             let tensors = SafeTensors::deserialize(&map)

@@ -15,6 +15,7 @@
 //! reproduces, and [`Splitter::split`] declines (returns `false`) a text holding an added
 //! token, which the full pipeline must split first. Tests compare against `encode` over real
 //! text.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use aho_corasick::AhoCorasick;
 use tokenizers::Tokenizer;

@@ -8,10 +8,7 @@ use tinyforge_pretok::Splitter;
 use tokenizers::{Model, Tokenizer};
 
 fn data() -> PathBuf {
-    std::env::var_os("TINYFORGE_DATA")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tinyforge")))
-        .expect("TINYFORGE_DATA or HOME")
+    tinyforge_testkit::data_dir()
 }
 
 fn qwen3() -> Tokenizer {

@@ -9,6 +9,7 @@
 //!   (softmax-loss Gumbel-top-k, top-loss, uniform; batch or unit level).
 //! - [`HeldOut`]: a seeded sample of units spread over a pool that no plan draws (validation).
 //! - [`summarize`]: counts, shares and the loss histogram of a plan against its loss tables.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod binned;
 mod error;

@@ -1,25 +1,32 @@
 //! Loss-aware selection of the next round (the paper's multiple-round training, §6.2).
 //!
 //! One streaming pass over the loss tables checks that every unit the previous plan trained on
-//! has exactly one loss (a bitmap of one bit per unit, updated in cache-sized bins), and either scores units as they come or
-//! sums them into their batches. Drawing k of N items without replacement with probabilities
-//! proportional to `exp(loss/τ)` (successive sampling, `torch.multinomial(p, k, replacement=False)`)
-//! is the same as keeping the k largest of `loss/τ + G`, G standard Gumbel noise (Gumbel-top-k).
-//! The noise is a keyed hash of (seed, round, batch or unit id), so the draw is deterministic and
-//! independent of the order of the rows.
+//! has exactly one loss (a bitmap of one bit per unit, updated in cache-sized bins), and either
+//! scores units as they come or sums them into their batches. Drawing k of N items without
+//! replacement with probabilities proportional to `exp(loss/τ)` (successive sampling,
+//! `torch.multinomial(p, k, replacement=False)`) is the same as keeping the k largest of
+//! `loss/τ + G`, G standard Gumbel noise (Gumbel-top-k). The noise is a keyed hash of (seed,
+//! round, batch or unit id), so the draw is deterministic and independent of the order of the
+//! rows.
+//!
+//! [`select_next_round`] takes the steps in order: `check_draw` refuses a configuration that
+//! cannot draw and sizes the draw (k of how many batches or units); `scan::scan_loss_tables`
+//! makes the pass; `choose_batches` (batch level) or `order_units` (unit level) keeps the k;
+//! `write_unit_list` writes the next round's units and `next_header` its plan header.
+
+mod scan;
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::binned::Binned;
 use crate::error::{Error, Result};
 use crate::keyed::{Permutation, derive_key, gumbel, mix64, tag};
-use crate::locate::Locator;
-use crate::losses::{LossChunk, LossTableReader};
-use crate::plan::{ListOrder, Plan, PlanHeader, PlanOrder, SelectionInfo, UnitRef, write_header};
+use crate::plan::{ListOrder, Plan, PlanHeader, PlanOrder, SelectionInfo, write_header};
 use crate::topk::{Scored, TopK};
+use scan::{Scan, scan_loss_tables};
 
 /// How items are scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +109,81 @@ pub fn select_next_round(
     config: &SelectConfig,
     progress: &mut ProgressFn<'_>,
 ) -> Result<SelectReport> {
+    let draw = check_draw(previous, loss_tables, config)?;
+    let started = Instant::now();
+    let Scan {
+        rows,
+        loss_sum,
+        batch_sums,
+        top,
+    } = scan_loss_tables(previous, loss_tables, config, &draw, progress)?;
+    tracing::info!(
+        rows,
+        seconds = started.elapsed().as_secs_f64(),
+        "loss tables scanned"
+    );
+    let (selection, mean_loss_selected) = match config.level {
+        Level::Batch => {
+            let (chosen, mean) = choose_batches(&batch_sums, &draw);
+            (Selection::Batches(chosen), Some(mean))
+        }
+        Level::Unit => {
+            let chosen = top.into_items();
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "top k cut");
+            let ids = order_units(chosen, previous, config, draw.round);
+            (Selection::Units(ids), None)
+        }
+    };
+    drop(batch_sums);
+
+    let units = draw.k
+        * match config.level {
+            Level::Batch => draw.batch,
+            Level::Unit => 1,
+        };
+    let list = UnitList::beside(out, previous, units)?;
+    tracing::info!(seconds = started.elapsed().as_secs_f64(), "selection made");
+    write_unit_list(&list, &selection, previous, config, &draw, started)?;
+    tracing::info!(
+        units,
+        seconds = started.elapsed().as_secs_f64(),
+        "unit list written"
+    );
+    write_header(
+        out,
+        &next_header(previous, loss_tables, config, &draw, &list),
+    )?;
+    Ok(SelectReport {
+        plan: out.to_path_buf(),
+        units_file: list.path,
+        round: draw.round,
+        method: config.method.name(),
+        level: config.level.name(),
+        loss_rows: rows,
+        candidates: draw.candidates,
+        selected: draw.k,
+        steps: units / draw.batch,
+        units,
+        mean_loss_all: loss_sum / rows as f64,
+        mean_loss_selected,
+    })
+}
+
+/// A configuration checked against the previous plan: the round it draws, and k of how many
+/// candidates (batches or units) it keeps.
+struct Draw {
+    round: u16,
+    /// Units per batch, the same in both rounds.
+    batch: u64,
+    /// Batches (or units) that can be drawn.
+    candidates: u64,
+    /// Batches (or units) drawn; at unit level a whole number of batches' worth.
+    k: u64,
+    keys: SelectionKeys,
+}
+
+/// Refuses a configuration that cannot draw a round from `previous`, or that draws nothing.
+fn check_draw(previous: &Plan, loss_tables: &[PathBuf], config: &SelectConfig) -> Result<Draw> {
     if !(config.fraction > 0.0 && config.fraction <= 1.0) {
         return Err(Error::Config(format!(
             "fraction {} is not in (0, 1]",
@@ -146,385 +228,277 @@ pub fn select_next_round(
             }
         )));
     }
-    let inverse_temperature = 1.0 / config.temperature;
-    let gumbel_tag = if config.level == Level::Batch {
-        tag::GUMBEL_BATCH
-    } else {
-        tag::GUMBEL_UNIT
-    };
-    let noise_key = derive_key(&[config.seed, round as u64, gumbel_tag]);
-    let key_of = |loss: f64, id: u64| -> f64 {
-        match config.method {
-            Method::Softmax => loss * inverse_temperature + gumbel(mix64(noise_key ^ mix64(id))),
-            Method::TopLoss => loss,
-            Method::Uniform => gumbel(mix64(noise_key ^ mix64(id))),
-        }
-    };
+    Ok(Draw {
+        round,
+        batch,
+        candidates,
+        k,
+        keys: SelectionKeys::new(config, round),
+    })
+}
 
-    let started = std::time::Instant::now();
-    let locator = Locator::new(previous)?;
-    // A shuffled unit-level draw needs no plan positions when the previous plan trains every
-    // unit exactly once (a whole round-1 permutation): every valid unit is in it. Skipping the
-    // permutation inverse per row halves the scan.
-    let need_positions = config.level == Level::Batch
-        || config.order == ListOrder::Kept
-        || !(previous.is_permutation()
-            && previous.distinct_units() == previous.total_units()
-            && previous.num_positions() == previous.total_units());
-    let pools: Vec<u64> = previous.pools().iter().map(|p| p.units).collect();
-    let mut seen = vec![0u64; previous.total_units().div_ceil(64) as usize];
-    let mut batch_sums = if config.level == Level::Batch {
-        vec![0f64; steps as usize]
-    } else {
-        Vec::new()
-    };
-    let mut top = TopK::new(if config.level == Level::Unit {
-        k as usize
-    } else {
-        0
-    });
-    let mut positions = Vec::with_capacity(4);
-    let mut rows = 0u64;
-    let mut loss_sum = 0f64;
-    let mut total_rows = 0u64;
-    let mut readers = Vec::with_capacity(loss_tables.len());
-    for path in loss_tables {
-        let reader = LossTableReader::open(path)?;
-        total_rows += reader.rows();
-        readers.push(reader);
-    }
-    // The exactly-once check and the batch sums are random updates of tables of N bits and
-    // N/batch floats: binned (see `binned`) so each update hits cache.
-    let mut seen_updates = Binned::<()>::new(previous.total_units(), 1);
-    let mut sum_updates = Binned::<f64>::new(steps, 64);
-    // A second loss for a unit is found when its bin is applied, rows later; the error path
-    // reads the tables again to name the rows.
-    let mut mark_seen = |global: u64, (): ()| -> Result<()> {
-        let (word, bit) = ((global / 64) as usize, 1u64 << (global % 64));
-        if seen[word] & bit != 0 {
-            return Err(duplicate_error(loss_tables, previous, global));
-        }
-        seen[word] |= bit;
-        Ok(())
-    };
-    let mut add_to_batch = |b: u64, loss: f64| -> Result<()> {
-        batch_sums[b as usize] += loss;
-        Ok(())
-    };
-    // A reader thread decodes the next chunk while this one is checked and scored: the
-    // per-row work (inverting the plan's permutation, two logarithms for the Gumbel noise) runs
-    // on every core, then the rows are folded in order (bins, sums, the running top k).
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(usize, Result<LossChunk>)>(2);
-    // Scored chunks go to the folding loop below while the next chunk is scored; their
-    // buffers come back through `spare_tx` to be reused.
-    let (scored_tx, scored_rx) =
-        crossbeam_channel::bounded::<Result<(usize, LossChunk, Vec<RowScore>)>>(2);
-    let (spare_tx, spare_rx) = crossbeam_channel::bounded::<Vec<RowScore>>(4);
-    std::thread::scope(|scope| -> Result<()> {
-        scope.spawn(move || {
-            for (table, reader) in readers.into_iter().enumerate() {
-                for chunk in reader {
-                    let failed = chunk.is_err();
-                    if chunk_tx.send((table, chunk)).is_err() || failed {
-                        return;
-                    }
-                }
-            }
-        });
-        let need_positions = &need_positions;
-        let locator = &locator;
-        let pools = &pools;
-        let key_of = &key_of;
-        scope.spawn(move || {
-            for (table, chunk) in chunk_rx {
-                let chunk = match chunk {
-                    Ok(chunk) => chunk,
-                    Err(err) => {
-                        let _ = scored_tx.send(Err(err));
-                        return;
-                    }
-                };
-                let mut scored = spare_rx.try_recv().unwrap_or_default();
-                let need_positions = *need_positions;
-                let units = chunk.units.values();
-                let losses = chunk.losses.values();
-                (0..chunk.len())
-                    .into_par_iter()
-                    .with_min_len(4096)
-                    .map_init(
-                        || Vec::with_capacity(4),
-                        |positions, i| {
-                            let unit = UnitRef {
-                                pool: chunk.pool(i),
-                                unit: units[i],
-                            };
-                            let pool_units = pools.get(unit.pool as usize).copied().unwrap_or(0);
-                            if unit.unit >= pool_units {
-                                return RowScore::fault(RowFault::UnknownUnit);
-                            }
-                            let loss = losses[i];
-                            if !loss.is_finite() {
-                                return RowScore::fault(RowFault::NonFinite);
-                            }
-                            let global = previous.global_id(unit);
-                            if !need_positions {
-                                let key = key_of(loss as f64, global);
-                                return RowScore {
-                                    global,
-                                    first: 0,
-                                    key,
-                                    fault: None,
-                                    repeated: false,
-                                };
-                            }
-                            positions.clear();
-                            locator.positions_of(unit, positions);
-                            let Some(&first) = positions.first() else {
-                                return RowScore::fault(RowFault::NotInPlan);
-                            };
-                            let key = match config.level {
-                                Level::Unit => key_of(loss as f64, global),
-                                Level::Batch => 0.0,
-                            };
-                            RowScore {
-                                global,
-                                first,
-                                key,
-                                fault: None,
-                                repeated: positions.len() > 1,
-                            }
-                        },
-                    )
-                    .collect_into_vec(&mut scored);
-                if scored_tx.send(Ok((table, chunk, scored))).is_err() {
-                    return;
-                }
-            }
-        });
-        for scored in scored_rx {
-            let (table, chunk, scored) = scored?;
-            let path = &loss_tables[table];
-            let units = chunk.units.values();
-            let losses = chunk.losses.values();
-            for (i, score) in scored.iter().enumerate() {
-                let row = chunk.first_row + i as u64;
-                let unit = UnitRef {
-                    pool: chunk.pool(i),
-                    unit: units[i],
-                };
-                if score.fault.is_some() {
-                    // Rows before this one are checked for duplicates first, as a row-by-row
-                    // pass would.
-                    seen_updates.flush(&mut mark_seen)?;
-                }
-                match score.fault {
-                    None => {}
-                    Some(RowFault::UnknownUnit) => {
-                        return Err(Error::UnknownUnit {
-                            path: path.clone(),
-                            row,
-                            pool: unit.pool as u32,
-                            unit: unit.unit,
-                            units: pools.get(unit.pool as usize).copied().unwrap_or(0),
-                        });
-                    }
-                    Some(RowFault::NonFinite) => {
-                        return Err(Error::NonFiniteLoss {
-                            path: path.clone(),
-                            row,
-                            unit: unit.unit,
-                            loss: losses[i],
-                        });
-                    }
-                    Some(RowFault::NotInPlan) => {
-                        mark_seen(score.global, ())?;
-                        return Err(Error::UnitNotInPlan {
-                            path: path.clone(),
-                            row,
-                            pool: unit.pool as u32,
-                            unit: unit.unit,
-                        });
-                    }
-                }
-                seen_updates.push(score.global, (), &mut mark_seen)?;
-                let loss = losses[i] as f64;
-                loss_sum += loss;
-                match config.level {
-                    Level::Batch if score.repeated => {
-                        positions.clear();
-                        locator.positions_of(unit, &mut positions);
-                        for &p in &positions {
-                            sum_updates.push(p / batch, loss, &mut add_to_batch)?;
-                        }
-                    }
-                    Level::Batch => {
-                        sum_updates.push(score.first / batch, loss, &mut add_to_batch)?
-                    }
-                    // Keyed by the global unit id: the unit keeps its noise whatever its position.
-                    Level::Unit => top.push(score.key, score.global, score.first),
-                }
-            }
-            rows += chunk.len() as u64;
-            progress(rows, total_rows);
-            let _ = spare_tx.try_send(scored);
-        }
-        Ok(())
-    })?;
-    seen_updates.flush(&mut mark_seen)?;
-    sum_updates.flush(&mut add_to_batch)?;
-    if rows != distinct {
-        return Err(first_missing(
-            previous,
-            &seen,
-            distinct - rows.min(distinct),
-        ));
-    }
+/// The key of a batch or unit in the draw: the k largest keys are drawn.
+#[derive(Debug, Clone, Copy)]
+struct SelectionKeys {
+    method: Method,
+    inverse_temperature: f64,
+    /// Seeds the Gumbel noise of this round and level.
+    noise_key: u64,
+}
 
-    tracing::info!(
-        rows,
-        seconds = started.elapsed().as_secs_f64(),
-        "loss tables scanned"
-    );
-    // Unit level keeps each selected unit's global id beside its position, so the output needs
-    // no second pass through the previous plan's permutation.
-    let (selected_positions, selected_ids, mean_loss_selected) = match config.level {
-        Level::Batch => {
-            let mut top = TopK::new(k as usize);
-            for (b, &sum) in batch_sums.iter().enumerate() {
-                top.push(key_of(sum / batch as f64, b as u64), b as u64, 0);
-            }
-            let mut chosen = top.into_ids();
-            chosen.par_sort_unstable();
-            let mean = chosen
-                .iter()
-                .map(|&b| batch_sums[b as usize] / batch as f64)
-                .sum::<f64>()
-                / chosen.len() as f64;
-            (chosen, None, Some(mean))
-        }
-        // Unit level writes the selected units straight from (order key, global id) pairs:
-        // kept in previous-plan order, or shuffled by sorting on a keyed hash of the unit,
-        // which is a uniform permutation without the random gather a permutation of positions
-        // would cost (that gather was a third of the run at 10^8 units).
-        Level::Unit => {
-            let chosen = top.into_items();
-            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "top k cut");
-            (
-                Vec::new(),
-                Some(order_units(chosen, previous, config, round)),
-                None,
-            )
-        }
-    };
-    drop(batch_sums);
-    drop(seen);
-
-    // Batch level: position j of the selection (ascending in the previous plan) → previous
-    // plan position. Unit level has its ids in output order already.
-    let units = k * if config.level == Level::Batch {
-        batch
-    } else {
-        1
-    };
-    let previous_position =
-        |j: u64| -> u64 { selected_positions[(j / batch) as usize] * batch + j % batch };
-    let width: u8 = if previous.total_units() <= u32::MAX as u64 {
-        4
-    } else {
-        8
-    };
-    let units_path = out.with_extension("units");
-    let units_file = units_path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::Config(format!("{} has no file name", out.display())))?;
-    let shuffle = Permutation::new(
-        units,
-        derive_key(&[config.seed, round as u64, tag::SHUFFLE]),
-    );
-    tracing::info!(seconds = started.elapsed().as_secs_f64(), "selection made");
-    let tmp = tinyforge_task::temp_path(&units_path);
-    {
-        let mut writer = BufWriter::with_capacity(1 << 20, fs_err::File::create(&tmp)?);
-        const BLOCK: u64 = 1 << 20;
-        let mut bytes: Vec<u8> = Vec::with_capacity(BLOCK.min(units) as usize * width as usize);
-        let mut write_ids = |ids: &[u64]| -> Result<()> {
-            bytes.clear();
-            for &id in ids {
-                if width == 4 {
-                    bytes.extend_from_slice(&(id as u32).to_le_bytes());
-                } else {
-                    bytes.extend_from_slice(&id.to_le_bytes());
-                }
-            }
-            writer.write_all(&bytes)?;
-            Ok(())
-        };
-        if let Some(ids) = &selected_ids {
-            for block in ids.chunks(BLOCK as usize) {
-                write_ids(block)?;
-            }
+impl SelectionKeys {
+    fn new(config: &SelectConfig, round: u16) -> SelectionKeys {
+        let gumbel_tag = if config.level == Level::Batch {
+            tag::GUMBEL_BATCH
         } else {
-            // A list plan is read one unit at a time; gather its ids in selection order first
-            // (sequential reads) instead of seeking per unit.
-            let gathered: Option<Vec<u64>> = if previous.is_permutation() {
-                None
-            } else {
-                let mut ids = Vec::with_capacity(units as usize);
-                for j in 0..units {
-                    ids.push(previous.global_id(previous.unit_at(previous_position(j))?));
-                }
-                Some(ids)
-            };
-            // Blocks of the output are computed on every core (a keyed permutation and a plan
-            // lookup per unit), then written in order.
-            for block in (0..units).step_by(BLOCK as usize) {
-                let ids = (block..(block + BLOCK).min(units))
-                    .into_par_iter()
-                    .map(|i| {
-                        let j = match config.order {
-                            ListOrder::Kept => i,
-                            ListOrder::Shuffled => shuffle.apply(i),
-                        };
-                        Ok(match &gathered {
-                            Some(ids) => ids[j as usize],
-                            None => previous.global_id(previous.unit_at(previous_position(j))?),
-                        })
-                    })
-                    .collect::<Result<Vec<u64>>>()?;
-                write_ids(&ids)?;
+            tag::GUMBEL_UNIT
+        };
+        SelectionKeys {
+            method: config.method,
+            inverse_temperature: 1.0 / config.temperature,
+            noise_key: derive_key(&[config.seed, round as u64, gumbel_tag]),
+        }
+    }
+
+    /// The key of the batch or unit `id` with (mean) loss `loss`: `loss/τ + G` for softmax,
+    /// the loss for top-loss, G alone for uniform, where G is the keyed Gumbel noise of `id`.
+    #[inline]
+    fn of(&self, loss: f64, id: u64) -> f64 {
+        match self.method {
+            Method::Softmax => {
+                loss * self.inverse_temperature + gumbel(mix64(self.noise_key ^ mix64(id)))
+            }
+            Method::TopLoss => loss,
+            Method::Uniform => gumbel(mix64(self.noise_key ^ mix64(id))),
+        }
+    }
+}
+
+/// What the draw kept.
+enum Selection {
+    /// Batch level: the chosen steps of the previous plan, ascending.
+    Batches(Vec<u64>),
+    /// Unit level: the chosen units' global ids, already in the next round's order. Each unit
+    /// kept its global id beside its position, so the output needs no second pass through the
+    /// previous plan's permutation.
+    Units(Vec<u64>),
+}
+
+/// Batch level: the k batches of highest key, scored by their mean loss, ascending; and the
+/// mean loss of the chosen batches.
+fn choose_batches(batch_sums: &[f64], draw: &Draw) -> (Vec<u64>, f64) {
+    let batch = draw.batch as f64;
+    let mut top = TopK::new(draw.k as usize);
+    for (b, &sum) in batch_sums.iter().enumerate() {
+        top.push(draw.keys.of(sum / batch, b as u64), b as u64, 0);
+    }
+    let mut chosen = top.into_ids();
+    chosen.par_sort_unstable();
+    let mean = chosen
+        .iter()
+        .map(|&b| batch_sums[b as usize] / batch)
+        .sum::<f64>()
+        / chosen.len() as f64;
+    (chosen, mean)
+}
+
+/// The next round's unit list: its path beside the plan header, its file name as the header
+/// records it, the width of its ids and their count.
+struct UnitList {
+    path: PathBuf,
+    file: String,
+    id_width: u8,
+    units: u64,
+}
+
+impl UnitList {
+    fn beside(out: &Path, previous: &Plan, units: u64) -> Result<UnitList> {
+        let id_width: u8 = if previous.total_units() <= u32::MAX as u64 {
+            4
+        } else {
+            8
+        };
+        let path = out.with_extension("units");
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::Config(format!("{} has no file name", out.display())))?;
+        Ok(UnitList {
+            path,
+            file,
+            id_width,
+            units,
+        })
+    }
+}
+
+/// Ids go to the unit list in blocks of this many.
+const BLOCK: u64 = 1 << 20;
+
+/// Writes the selection's unit list through a temporary file, synced, then renamed into place.
+fn write_unit_list(
+    list: &UnitList,
+    selection: &Selection,
+    previous: &Plan,
+    config: &SelectConfig,
+    draw: &Draw,
+    started: Instant,
+) -> Result<()> {
+    let tmp = tinyforge_task::temp_path(&list.path);
+    let mut writer = IdWriter::create(&tmp, list)?;
+    match selection {
+        Selection::Units(ids) => {
+            for block in ids.chunks(BLOCK as usize) {
+                writer.write(block)?;
             }
         }
-        writer.flush()?;
+        Selection::Batches(chosen) => {
+            let batches = ChosenBatches {
+                previous,
+                chosen,
+                batch: draw.batch,
+            };
+            let shuffle = Permutation::new(
+                list.units,
+                derive_key(&[config.seed, draw.round as u64, tag::SHUFFLE]),
+            );
+            batches.write(&mut writer, list.units, config.order, &shuffle)?;
+        }
+    }
+    writer.finish(started)?;
+    fs_err::rename(&tmp, &list.path)?;
+    Ok(())
+}
+
+/// Ids into a unit list file, little-endian at the list's width, through a large buffer.
+struct IdWriter {
+    writer: BufWriter<fs_err::File>,
+    bytes: Vec<u8>,
+    width: u8,
+}
+
+impl IdWriter {
+    fn create(path: &Path, list: &UnitList) -> Result<IdWriter> {
+        let width = list.id_width;
+        Ok(IdWriter {
+            writer: BufWriter::with_capacity(1 << 20, fs_err::File::create(path)?),
+            bytes: Vec::with_capacity(BLOCK.min(list.units) as usize * width as usize),
+            width,
+        })
+    }
+
+    fn write(&mut self, ids: &[u64]) -> Result<()> {
+        self.bytes.clear();
+        for &id in ids {
+            if self.width == 4 {
+                self.bytes.extend_from_slice(&(id as u32).to_le_bytes());
+            } else {
+                self.bytes.extend_from_slice(&id.to_le_bytes());
+            }
+        }
+        self.writer.write_all(&self.bytes)?;
+        Ok(())
+    }
+
+    /// Flushes the buffer and syncs the file to disk.
+    fn finish(mut self, started: Instant) -> Result<()> {
+        self.writer.flush()?;
         tracing::debug!(
             seconds = started.elapsed().as_secs_f64(),
             "unit list written, syncing"
         );
-        writer
+        self.writer
             .into_inner()
             .map_err(|e| e.into_error())?
             .sync_all()?;
+        Ok(())
     }
-    fs_err::rename(&tmp, &units_path)?;
-    tracing::info!(
-        units,
-        seconds = started.elapsed().as_secs_f64(),
-        "unit list written"
-    );
+}
 
-    let header = PlanHeader {
+/// Batch level's unit list: position j of the selection (ascending in the previous plan) is
+/// unit j % batch of the (j / batch)-th chosen batch.
+struct ChosenBatches<'a> {
+    previous: &'a Plan,
+    /// Chosen steps of the previous plan, ascending.
+    chosen: &'a [u64],
+    batch: u64,
+}
+
+impl ChosenBatches<'_> {
+    /// The previous plan's position of position `j` of the selection.
+    fn previous_position(&self, j: u64) -> u64 {
+        self.chosen[(j / self.batch) as usize] * self.batch + j % self.batch
+    }
+
+    /// The global id of the unit at position `j` of the selection.
+    fn id_at(&self, j: u64) -> Result<u64> {
+        let previous = self.previous;
+        Ok(previous.global_id(previous.unit_at(self.previous_position(j))?))
+    }
+
+    /// Writes the `units` units of the selection, kept in order or at the positions `shuffle`
+    /// gives them.
+    fn write(
+        &self,
+        writer: &mut IdWriter,
+        units: u64,
+        order: ListOrder,
+        shuffle: &Permutation,
+    ) -> Result<()> {
+        // A list plan is read one unit at a time; gather its ids in selection order first
+        // (sequential reads) instead of seeking per unit.
+        let gathered: Option<Vec<u64>> = if self.previous.is_permutation() {
+            None
+        } else {
+            let mut ids = Vec::with_capacity(units as usize);
+            for j in 0..units {
+                ids.push(self.id_at(j)?);
+            }
+            Some(ids)
+        };
+        // Blocks of the output are computed on every core (a keyed permutation and a plan
+        // lookup per unit), then written in order.
+        for block in (0..units).step_by(BLOCK as usize) {
+            let ids = (block..(block + BLOCK).min(units))
+                .into_par_iter()
+                .map(|i| {
+                    let j = match order {
+                        ListOrder::Kept => i,
+                        ListOrder::Shuffled => shuffle.apply(i),
+                    };
+                    match &gathered {
+                        Some(ids) => Ok(ids[j as usize]),
+                        None => self.id_at(j),
+                    }
+                })
+                .collect::<Result<Vec<u64>>>()?;
+            writer.write(&ids)?;
+        }
+        Ok(())
+    }
+}
+
+/// The next round's plan header: the unit list `list`, drawn from `previous` as `config` says.
+fn next_header(
+    previous: &Plan,
+    loss_tables: &[PathBuf],
+    config: &SelectConfig,
+    draw: &Draw,
+    list: &UnitList,
+) -> PlanHeader {
+    PlanHeader {
         format: crate::plan::PLAN_FORMAT.into(),
         version: crate::plan::PLAN_VERSION,
         seed: config.seed,
-        round,
+        round: draw.round,
         seq_len: previous.seq_len(),
         batch_units: previous.batch_units(),
-        steps: units / batch,
+        steps: list.units / draw.batch,
         pools: previous.pools().to_vec(),
         order: PlanOrder::List {
-            file: units_file,
-            id_width: width,
-            units,
+            file: list.file.clone(),
+            id_width: list.id_width,
+            units: list.units,
             order: config.order,
         },
         selection: Some(SelectionInfo {
@@ -539,25 +513,10 @@ pub fn select_next_round(
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect(),
-            candidates,
-            selected: k,
+            candidates: draw.candidates,
+            selected: draw.k,
         }),
-    };
-    write_header(out, &header)?;
-    Ok(SelectReport {
-        plan: out.to_path_buf(),
-        units_file: units_path,
-        round,
-        method: config.method.name(),
-        level: config.level.name(),
-        loss_rows: rows,
-        candidates,
-        selected: k,
-        steps: units / batch,
-        units,
-        mean_loss_all: loss_sum / rows as f64,
-        mean_loss_selected,
-    })
+    }
 }
 
 /// Bits that hold every value in `[0, n)`.
@@ -663,93 +622,6 @@ fn sort_spread(values: Vec<u64>, key_bits: u32) -> Vec<u64> {
         .into_par_iter()
         .for_each(|bucket| bucket.sort_unstable());
     sorted
-}
-
-/// One loss row after the parallel pass: its unit's global id, first plan position and
-/// selection key, or what is wrong with it.
-#[derive(Debug, Clone, Copy)]
-struct RowScore {
-    global: u64,
-    first: u64,
-    key: f64,
-    fault: Option<RowFault>,
-    /// The plan trains the unit at more than one position (a cycled pool).
-    repeated: bool,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum RowFault {
-    UnknownUnit,
-    NonFinite,
-    NotInPlan,
-}
-
-impl RowScore {
-    fn fault(fault: RowFault) -> RowScore {
-        RowScore {
-            global: 0,
-            first: 0,
-            key: 0.0,
-            fault: Some(fault),
-            repeated: false,
-        }
-    }
-}
-
-/// The error for a unit with more than one loss: reads the tables again for its second row.
-fn duplicate_error(loss_tables: &[PathBuf], plan: &Plan, global: u64) -> Error {
-    let unit = plan.unit_of_global(global);
-    let mut found = 0;
-    for path in loss_tables {
-        let reader = match LossTableReader::open(path) {
-            Ok(reader) => reader,
-            Err(err) => return err,
-        };
-        for chunk in reader {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(err) => return err,
-            };
-            for (i, &id) in chunk.units.values().iter().enumerate() {
-                if id == unit.unit && chunk.pool(i) == unit.pool {
-                    found += 1;
-                    if found == 2 {
-                        return Error::DuplicateUnit {
-                            path: path.clone(),
-                            row: chunk.first_row + i as u64,
-                            pool: unit.pool as u32,
-                            unit: unit.unit,
-                        };
-                    }
-                }
-            }
-        }
-    }
-    Error::Internal(format!(
-        "unit {} of pool {} was seen twice but is in the tables once",
-        unit.unit, unit.pool
-    ))
-}
-
-/// The error for loss tables that miss `missing` units: names the first in plan order.
-fn first_missing(plan: &Plan, seen: &[u64], missing: u64) -> Error {
-    for position in 0..plan.num_positions() {
-        let Ok(unit) = plan.unit_at(position) else {
-            break;
-        };
-        let global = plan.global_id(unit);
-        if seen[(global / 64) as usize] & (1u64 << (global % 64)) == 0 {
-            return Error::MissingUnits {
-                missing,
-                pool: unit.pool as u32,
-                unit: unit.unit,
-                position,
-            };
-        }
-    }
-    Error::Internal(format!(
-        "{missing} units missing but none found in the plan"
-    ))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //!
 //! This crate is linked by the trainer and the sampler, so it stays light: no tokenizer, no
 //! Parquet, no DataFusion.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod cache;
 mod error;

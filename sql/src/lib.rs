@@ -4,6 +4,7 @@
 //! build profile's low optimisation, rather than in every optimised stage crate (they took
 //! 430 CPU-seconds of a from-scratch build there), and DataFusion's deep recursion gets the
 //! stacks it needs in unoptimised builds in one place.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 const STACK_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// Parsing, planning or running SQL failed.
     #[error("{0}")]

@@ -241,7 +241,7 @@ pub fn run(mut args: EvalArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         write_outputs(out, &report)?;
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }
 

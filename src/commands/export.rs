@@ -54,7 +54,7 @@ pub fn run(args: ExportArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
                 .unwrap_or_else(|| checkpoint.join(format!("model-{}.gguf", args.ty)));
             let report = export_gguf(&checkpoint, &out, args.ty)
                 .with_context(|| format!("exporting {} as GGUF", checkpoint.display()))?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            crate::output::json(&report)?;
             Ok(())
         }
     }

@@ -226,7 +226,7 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
     }
     progress.finish();
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }
 

@@ -124,6 +124,6 @@ pub fn run(args: InheritArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if let Some((_, p)) = current {
         p.finish();
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }

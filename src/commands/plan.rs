@@ -182,7 +182,7 @@ fn run_new(args: PlanNewArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
     };
     let plan = Plan::create_round_one(&args.out, &spec)?;
     let summary = tinyforge_sampler::summarize(&plan, &[], 1)?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    crate::output::json(&summary)?;
     Ok(())
 }
 
@@ -202,6 +202,6 @@ fn run_show(args: PlanShowArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         tinyforge_sampler::write_histogram_svg(histogram, &title, &svg)?;
         report["svg"] = serde_json::Value::String(svg.display().to_string());
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }

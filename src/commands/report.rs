@@ -115,7 +115,7 @@ pub fn run(args: ReportArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
         "pictures": page.pictures,
         "sections": page.sections,
     });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    crate::output::json(&summary)?;
     Ok(())
 }
 

@@ -311,7 +311,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     if args.dry_run {
         for stage in &stages {
-            println!("tinyforge {}", shell_words(&stage.args));
+            crate::output::line(&format!("tinyforge {}", shell_words(&stage.args)))?;
         }
         return Ok(());
     }
@@ -363,7 +363,7 @@ pub fn run(args: RunArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         "seconds": started.elapsed().as_secs_f64(),
         "stages": summary,
     });
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    crate::output::json(&out)?;
     Ok(())
 }
 

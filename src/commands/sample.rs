@@ -114,6 +114,6 @@ pub fn run(args: SampleArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         &mut on_progress,
     )?;
     progress.finish();
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }

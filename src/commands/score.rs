@@ -66,7 +66,7 @@ pub fn run(args: ScoreArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     )?;
     progress.finish();
     if world.is_main() {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::json(&report)?;
     }
     Ok(())
 }

@@ -80,7 +80,7 @@ pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
                 "total_tokens": manifest.total_tokens,
                 "documents": manifest.documents,
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            crate::output::json(&report)?;
             Ok(())
         }
         ShardsCommand::Verify(args) => {
@@ -90,7 +90,7 @@ pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             let progress = Progress::new(global, "verify", total, Unit::Bytes);
             let report = verify(&args.dataset, |bytes| progress.inc(bytes))?;
             progress.finish();
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            crate::output::json(&report)?;
             if !report.ok() {
                 let first = &report.problems[0];
                 bail!(
@@ -157,6 +157,6 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
             "text": text,
         },
     });
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }

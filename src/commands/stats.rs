@@ -67,14 +67,14 @@ pub fn run(args: StatsArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
                 }
                 object.into()
             };
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            crate::output::json(&value)?;
         }
         OutputFormat::Table => {
             for (title, rows) in &sections {
                 if args.sql.is_none() {
-                    println!("{title}");
+                    crate::output::line(title)?;
                 }
-                println!("{}", tinyforge_ingest::to_table(rows)?);
+                crate::output::line(&tinyforge_ingest::to_table(rows)?)?;
             }
         }
     }

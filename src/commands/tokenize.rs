@@ -76,7 +76,7 @@ pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             "documents": manifest.documents,
             "total_tokens": manifest.total_tokens,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::json(&report)?;
         return Ok(());
     }
     let progress = Progress::new(global, "tokenize", 0, Unit::Items("docs"));
@@ -124,6 +124,6 @@ pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         report["staging"] = output.local.display().to_string().into();
         report["uploaded"] = crate::remote::transfer_json(&uploaded);
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }

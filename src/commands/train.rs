@@ -138,7 +138,7 @@ pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     }
     let report = tinyforge_train::train_from_options(&opts, &world, &mut Reporter::new(global))?;
     if world.is_main() {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::json(&report)?;
     }
     Ok(())
 }
@@ -179,7 +179,7 @@ fn synthetic(
     let mut v = serde_json::to_value(&report)?;
     v["runtime"] = tinyforge_train::runtime_info();
     if world.is_main() {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::output::json(&v)?;
     }
     Ok(())
 }
@@ -214,7 +214,7 @@ pub fn run_model(args: ModelArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
                 "embedding_head_share": (cfg.embedding_share() * 1e4).round() / 1e4,
                 "train_flops_per_token_at_2048": cfg.train_flops_per_token(2048),
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            crate::output::json(&v)?;
             Ok(())
         }
     }

@@ -182,7 +182,7 @@ fn count(args: CountArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     report["count_s"] = round3(count_seconds).into();
     report["mb_per_s"] = round3(counts.bytes as f64 / 1e6 / count_seconds).into();
     report["tokens_per_s"] = (counts.total() as f64 / count_seconds).round().into();
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }
 
@@ -197,7 +197,7 @@ fn merge(args: MergeArgs) -> anyhow::Result<()> {
     let mut report = write_counts(&counts, &args.out, &args.k)?;
     report["bucket"] = bucket.map(|b| b.to_string()).into();
     report["partials"] = args.partials.len().into();
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }
 
@@ -283,7 +283,7 @@ fn prune(args: PruneArgs) -> anyhow::Result<()> {
     let mut counts = Counts::read(&counts_path)?;
     counts.check_against(&counts_path, &base)?;
     let report = tinyforge_vocab::prune(&base, &counts, &PruneConfig { target, model }, &args.out)?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    crate::output::json(&report)?;
     Ok(())
 }
 

@@ -18,6 +18,7 @@
 //! `AZURE_*`), read by `object_store`'s `from_env` builders. Every request is retried on
 //! connection errors, 5xx, 429 and S3's `SlowDown` with exponential backoff and jitter (0.1 s
 //! doubling to 15 s, at most 10 times or 3 minutes).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -8,6 +8,7 @@
 //! - [`write_atomic`] / [`AtomicFile`]: files that readers see whole or not at all.
 //!
 //! Light on purpose (std, serde, thiserror): every stage crate depends on it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod atomic;
 mod lock;

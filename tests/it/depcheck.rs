@@ -1,6 +1,7 @@
 //! The dependency rules of docs/ARCHITECTURE.md, checked against `cargo metadata` (in the spirit
 //! of DataFusion's depcheck): a data engineer must be able to build every data stage without
-//! libtorch, and stages share files, not types.
+//! libtorch, and stages share files, not types. Also the build's own promises: no DataFusion
+//! crate compiles optimised, and no library crate prints.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -8,6 +9,8 @@ use std::process::Command;
 /// Each workspace crate and the workspace crates it may depend on (normal dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-task", &[]),
+    // Test support only (a dev-dependency of the suites).
+    ("tinyforge-testkit", &[]),
     ("tinyforge-store", &["tinyforge-task"]),
     ("tinyforge-model", &["tinyforge-task"]),
     ("tinyforge-sql", &[]),
@@ -198,4 +201,58 @@ fn the_data_stages_build_without_libtorch() {
             .any(|line| line.starts_with("torch-sys ") || line.starts_with("tch ")),
         "the default `tinyforge` build reaches libtorch"
     );
+}
+
+/// Every DataFusion crate (and sqlparser) in Cargo.lock is at opt-level 0 in the dev profile:
+/// a new one from an upgrade would otherwise fall under `"*" = { opt-level = 3 }` and add
+/// minutes to every fresh build, silently (the measured reasons are in Cargo.toml).
+#[test]
+fn no_datafusion_crate_compiles_optimised() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |name: &str| -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(root.join(name)).unwrap()).unwrap()
+    };
+    let lock = read("Cargo.lock");
+    let manifest = read("Cargo.toml");
+    let levels = manifest["profile"]["dev"]["package"].as_table().unwrap();
+    let mut checked = 0;
+    for package in lock["package"].as_array().unwrap() {
+        let name = package["name"].as_str().unwrap();
+        if !(name.starts_with("datafusion") || name.starts_with("sqlparser")) {
+            continue;
+        }
+        let level = levels
+            .get(name)
+            .and_then(|p| p.get("opt-level"))
+            .and_then(toml::Value::as_integer);
+        assert_eq!(
+            level,
+            Some(0),
+            "{name} is in Cargo.lock but not at opt-level 0 in [profile.dev.package] of Cargo.toml"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked > 20,
+        "only {checked} DataFusion crates in Cargo.lock"
+    );
+}
+
+/// "Library crates never print": every library crate denies `print!`/`eprint!` at its root
+/// (data goes to the caller, progress through its events); only the binary prints.
+#[test]
+fn library_crates_deny_printing() {
+    let ws = workspace();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ws.direct.keys() {
+        if name == "tinyforge" || name == "tinyforge-testkit" {
+            continue;
+        }
+        let dir = name.strip_prefix("tinyforge-").unwrap();
+        let lib = std::fs::read_to_string(root.join(dir).join("src/lib.rs")).unwrap();
+        assert!(
+            lib.contains("#![deny(clippy::print_stdout, clippy::print_stderr)]"),
+            "{dir}/src/lib.rs lacks #![deny(clippy::print_stdout, clippy::print_stderr)]"
+        );
+    }
 }

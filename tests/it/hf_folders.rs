@@ -4,38 +4,21 @@
 //! project venv.
 #![cfg(feature = "train")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn qwen3_tokenizer() -> Option<PathBuf> {
-    let data = std::env::var_os("TINYFORGE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/tinyforge")
-        });
-    let path = data.join("raw/qwen3-tokenizer/package/models/tokenizer.json");
-    if !path.is_file() {
-        crate::skip_unless_required(
-            "the Qwen3 tokenizer (scripts/fetch-data)",
-            &format!("{} is missing", path.display()),
-        );
-        return None;
-    }
-    Some(path)
-}
-
 fn run(args: &[&str]) -> serde_json::Value {
-    let output = crate::train::tinyforge().args(args).output().unwrap();
+    let output = crate::tinyforge().args(args).output().unwrap();
     assert!(
         output.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    crate::train::json(&output.stdout)
+    crate::json(&output.stdout)
 }
 
 const CHECK: &str = r#"
@@ -64,7 +47,7 @@ print(json.dumps(out))
 fn vocab_folder_dataset_and_checkpoint_load_in_transformers() {
     let (Some(py), Some(qwen)) = (
         crate::venv_python("transformers, tokenizers, torch"),
-        qwen3_tokenizer(),
+        tinyforge_testkit::qwen3_tokenizer(),
     ) else {
         return;
     };
@@ -174,8 +157,8 @@ fn gguf_exports_load_in_gguf_py_and_transformers(py: &Path, run: &Path, checkpoi
     let mut files = Vec::new();
     for ty in ["f32", "f16", "bf16", "q8_0"] {
         // The run folder stands for its newest checkpoint; the default file lands in it.
-        let report = crate::train::json(
-            &crate::train::tinyforge()
+        let report = crate::json(
+            &crate::tinyforge()
                 .args(["export", "gguf"])
                 .arg(run)
                 .args(["--type", ty])
@@ -202,7 +185,7 @@ fn gguf_exports_load_in_gguf_py_and_transformers(py: &Path, run: &Path, checkpoi
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    let bad = crate::train::tinyforge()
+    let bad = crate::tinyforge()
         .args(["export", "gguf"])
         .arg(checkpoint)
         .args(["--type", "q4_k"])

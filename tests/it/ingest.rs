@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use crate::tinyforge;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -48,15 +48,6 @@ source = "rust"
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
     path
-}
-
-fn tinyforge() -> Command {
-    let mut command = Command::cargo_bin("tinyforge").unwrap();
-    command
-        .env_remove("TINYFORGE_TEST_KILL_AFTER_CHUNKS")
-        .arg("--progress")
-        .arg("none");
-    command
 }
 
 fn ingest(config: &Path, out: &Path, extra: &[&str]) -> Value {

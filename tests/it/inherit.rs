@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use crate::train::{dataset, json, tinyforge, train_report};
+use crate::train::{dataset, train_report};
+use crate::{json, tinyforge};
 
 fn train_config(path: &Path, model: Option<&str>, data: &Path, out: &Path, steps: u64) {
     let model = model

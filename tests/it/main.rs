@@ -2,7 +2,9 @@
 //! test binary, not one per file: each links the whole dependency graph (DataFusion, libtorch),
 //! and linking eight of them was minutes of every CI run.
 
+mod cli;
 mod cluster;
+mod configs;
 mod depcheck;
 mod dist;
 mod eval;
@@ -11,6 +13,7 @@ mod ingest;
 mod inherit;
 mod objects;
 mod report;
+mod run;
 mod sampler;
 mod stats;
 mod study;
@@ -18,14 +21,24 @@ mod tokenize;
 mod train;
 mod vocab;
 
-/// A test whose real engine or reference (Slurm, moto, torchrun) is not available here: fails
-/// when `TINYFORGE_REQUIRE_REFERENCES` is set (as `scripts/test` sets it), else says it skips.
-pub(crate) fn skip_unless_required(what: &str, why: &str) {
-    assert!(
-        std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
-        "{what} is required (TINYFORGE_REQUIRE_REFERENCES is set): {why}"
-    );
-    eprintln!("SKIP: no {what}: {why}");
+pub(crate) use tinyforge_testkit::{skip_unless_required, venv_python};
+
+/// The `tinyforge` binary as every test runs it: no progress, one OpenMP thread (the tiny
+/// models gain nothing from more, and spinning threads crawl on a loaded machine), and none of
+/// the environment a developer's shell or another test could leak into it.
+pub(crate) fn tinyforge() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("tinyforge").unwrap();
+    command
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("TINYFORGE_TEST_KILL_AFTER_CHUNKS")
+        .env("OMP_NUM_THREADS", "1")
+        .args(["--progress", "none"]);
+    command
+}
+
+/// A command's stdout as JSON, or a panic that shows what it printed instead.
+pub(crate) fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
 }
 
 /// Every plain file of a folder (hidden ones, locks and temporaries, left out), by name, with
@@ -64,22 +77,4 @@ pub(crate) fn walk_files(dir: &std::path::Path) -> Vec<String> {
     walk(dir, dir, &mut files);
     files.sort();
     files
-}
-
-/// The project venv's Python when it imports `modules` (comma-separated, as in an `import`
-/// line), or `None` after [`skip_unless_required`].
-pub(crate) fn venv_python(modules: &str) -> Option<std::path::PathBuf> {
-    let py = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = std::process::Command::new(&py)
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip_unless_required(
-            &format!("{modules} (scripts/setup-python)"),
-            &format!("{} cannot import {modules}", py.display()),
-        );
-        return None;
-    }
-    Some(py)
 }

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::train::{json, tinyforge};
+use crate::{json, tinyforge};
 
 /// Called by the training test with its finished two-round run and an eval of it.
 pub(crate) fn run_report_renders_in_chromium(run: &Path, eval: &Path) {

@@ -4,17 +4,8 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
+use crate::{json, tinyforge};
 use tinyforge_sampler::{LossTableWriter, Plan};
-
-fn tinyforge() -> Command {
-    Command::cargo_bin("tinyforge").unwrap()
-}
-
-fn json(output: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(output)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(output)))
-}
 
 /// A dataset folder as `tinyforge tokenize` writes it, as far as the sampler reads it.
 fn dataset(dir: &Path, name: &str, total_tokens: u64) -> std::path::PathBuf {

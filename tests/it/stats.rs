@@ -2,14 +2,8 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
+use crate::tinyforge;
 use serde_json::Value;
-
-fn tinyforge() -> Command {
-    let mut command = Command::cargo_bin("tinyforge").unwrap();
-    command.arg("--progress").arg("none");
-    command
-}
 
 fn docs(dir: &Path) -> std::path::PathBuf {
     let input = dir.join("in.jsonl");

@@ -3,17 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::tinyforge;
 use assert_cmd::Command;
 use tinyforge_shards::{Dataset, Manifest};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tokenize/tests/fixtures")
-}
-
-fn tinyforge() -> Command {
-    let mut command = Command::cargo_bin("tinyforge").unwrap();
-    command.arg("--progress=none");
-    command
 }
 
 /// `tinyforge tokenize` of the fixture documents into `out`, with small shards and frames.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use crate::{json, tinyforge};
 use tinyforge_sampler::{HeldOut, Plan};
 use tinyforge_shards::{DatasetHeader, DatasetWriter, Dtype, Manifest, ShardOptions};
 
@@ -58,16 +58,6 @@ pub(crate) fn config(dir: &Path, data: &Path, out: &Path) -> PathBuf {
     path
 }
 
-pub(crate) fn tinyforge() -> Command {
-    let mut c = Command::cargo_bin("tinyforge").unwrap();
-    // One OpenMP thread: the tiny model gains nothing from more, and spinning threads crawl on a
-    // loaded machine.
-    c.env_remove("LD_LIBRARY_PATH")
-        .env("OMP_NUM_THREADS", "1")
-        .args(["--progress", "none"]);
-    c
-}
-
 /// `tinyforge train CONFIG ARGS…`, which must succeed: its JSON report.
 pub(crate) fn train_report(config: &Path, args: &[&str]) -> serde_json::Value {
     json(
@@ -80,10 +70,6 @@ pub(crate) fn train_report(config: &Path, args: &[&str]) -> serde_json::Value {
             .get_output()
             .stdout,
     )
-}
-
-pub(crate) fn json(out: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))
 }
 
 pub(crate) fn final_model(out: &Path) -> Vec<u8> {

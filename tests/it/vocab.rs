@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::tinyforge;
 use arrow::array::{RecordBatch, StringArray, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use assert_cmd::Command;
@@ -56,12 +57,6 @@ fn write_docs(dir: &Path) {
         writer.write(&batch).unwrap();
         writer.close().unwrap();
     }
-}
-
-fn tinyforge() -> Command {
-    let mut cmd = Command::cargo_bin("tinyforge").unwrap();
-    cmd.arg("--progress").arg("none");
-    cmd
 }
 
 fn json_stdout(cmd: &mut Command) -> serde_json::Value {

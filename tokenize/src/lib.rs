@@ -6,6 +6,7 @@
 //! `--shard i/n` tasks take contiguous row-group ranges, so their outputs merged in task order
 //! hold the single-run token stream. Finished shards are recorded in `_progress.json`; a rerun
 //! resumes after the last one.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod encode;
 mod error;

@@ -99,7 +99,7 @@ pub fn save(
     eos_id: Option<u32>,
     tokenizer: &[(String, Vec<u8>)],
 ) -> Result<PathBuf> {
-    fs_err::create_dir_all(dir)?;
+    fs_err::create_dir_all(dir).map_err(Error::Io)?;
     let final_dir = dir.join(step_dir_name(state.step));
     let tmp = dir.join(format!(
         ".tmp-{}-{}",
@@ -107,9 +107,9 @@ pub fn save(
         std::process::id()
     ));
     if tmp.exists() {
-        fs_err::remove_dir_all(&tmp)?;
+        fs_err::remove_dir_all(&tmp).map_err(Error::Io)?;
     }
-    fs_err::create_dir_all(&tmp)?;
+    fs_err::create_dir_all(&tmp).map_err(Error::Io)?;
     write_model_files(&tmp, model, eos_id)?;
     if let Some(eos) = eos_id {
         tinyforge_model::write_tokenizer_files(&tmp, tokenizer, model.config().max_seq_len, eos)?;
@@ -132,15 +132,19 @@ pub fn save(
     fs_err::write(
         tmp.join(STATE_FILE),
         serde_json::to_vec_pretty(&state).expect("json"),
-    )?;
+    )
+    .map_err(Error::Io)?;
     for name in state.files.keys().map(String::as_str).chain([STATE_FILE]) {
-        fs_err::File::open(tmp.join(name))?.sync_all()?;
+        fs_err::File::open(tmp.join(name))
+            .map_err(Error::Io)?
+            .sync_all()
+            .map_err(Error::Io)?;
     }
     if final_dir.exists() {
         // The same step written again (a resumed run that re-saves): replace it.
-        fs_err::remove_dir_all(&final_dir)?;
+        fs_err::remove_dir_all(&final_dir).map_err(Error::Io)?;
     }
-    fs_err::rename(&tmp, &final_dir)?;
+    fs_err::rename(&tmp, &final_dir).map_err(Error::Io)?;
     Ok(final_dir)
 }
 
@@ -154,7 +158,7 @@ pub fn write_model_files(dir: &Path, model: &Model, eos_id: Option<u32>) -> Resu
         .collect();
     Tensor::write_safetensors(&named, dir.join(MODEL_FILE))?;
     let cfg = serde_json::to_vec_pretty(&model.config().hf_config(eos_id)).expect("json");
-    fs_err::write(dir.join(CONFIG_FILE), cfg)?;
+    fs_err::write(dir.join(CONFIG_FILE), cfg).map_err(Error::Io)?;
     Ok(())
 }
 
@@ -165,7 +169,8 @@ pub fn latest(dir: &Path) -> Result<Option<PathBuf>> {
 
 /// Keep the newest `keep` checkpoints of `dir`, delete older ones.
 pub fn prune(dir: &Path, keep: usize) -> Result<()> {
-    let mut steps: Vec<(u64, PathBuf)> = fs_err::read_dir(dir)?
+    let mut steps: Vec<(u64, PathBuf)> = fs_err::read_dir(dir)
+        .map_err(Error::Io)?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             tinyforge_model::step_of_dir_name(&e.file_name().to_string_lossy())
@@ -175,7 +180,7 @@ pub fn prune(dir: &Path, keep: usize) -> Result<()> {
     steps.sort();
     let drop = steps.len().saturating_sub(keep.max(1));
     for (_, p) in steps.into_iter().take(drop) {
-        fs_err::remove_dir_all(p)?;
+        fs_err::remove_dir_all(p).map_err(Error::Io)?;
     }
     Ok(())
 }
@@ -189,7 +194,7 @@ pub fn read_state(ckpt: &Path) -> Result<RunState> {
             "no state.json: not a tinyforge checkpoint, or an incomplete one",
         ));
     }
-    let text = fs_err::read(&path)?;
+    let text = fs_err::read(&path).map_err(Error::Io)?;
     let state: RunState = serde_json::from_slice(&text)
         .map_err(|e| Error::ckpt(&path, format!("unreadable state: {e}")))?;
     if state.format != FORMAT || state.version != VERSION {
@@ -261,11 +266,11 @@ pub fn load_moments(ckpt: &Path, state: &RunState, numel: i64) -> Result<Moments
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = fs_err::File::open(path)?;
+    let mut f = fs_err::File::open(path).map_err(Error::Io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf)?;
+        let n = f.read(&mut buf).map_err(Error::Io)?;
         if n == 0 {
             break;
         }

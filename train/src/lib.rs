@@ -4,6 +4,7 @@
 //! Entry points: [`train_with`] (the loop over any [`UnitSource`] and [`Planner`]),
 //! [`score_plan`] (a frozen model's loss of every unit of a plan), [`checkpoint`] (save, load,
 //! verify), [`Model`] (forward, per-sequence losses).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod checkpoint;
 mod data;

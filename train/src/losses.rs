@@ -25,16 +25,16 @@ impl LossRecorder {
     /// Open `dir` for round `round` (0-based) resuming after global step `done_steps`: parts
     /// that end after it are removed (their steps will be trained again).
     pub fn open(dir: &Path, round: u16, done_steps: u64) -> Result<Self> {
-        fs_err::create_dir_all(dir)?;
-        for entry in fs_err::read_dir(dir)? {
-            let entry = entry?;
+        fs_err::create_dir_all(dir).map_err(Error::Io)?;
+        for entry in fs_err::read_dir(dir).map_err(Error::Io)? {
+            let entry = entry.map_err(Error::Io)?;
             let name = entry.file_name().to_string_lossy().to_string();
             let last = name
                 .strip_suffix(".parquet")
                 .and_then(|s| s.rsplit('-').next())
                 .and_then(|s| s.parse::<u64>().ok());
             if name.starts_with('.') || last.is_some_and(|l| l > done_steps) {
-                fs_err::remove_file(entry.path())?;
+                fs_err::remove_file(entry.path()).map_err(Error::Io)?;
             }
         }
         Ok(Self {
@@ -70,9 +70,12 @@ impl LossRecorder {
 /// appears under its name only when complete).
 pub fn write_table(path: &Path, units: &[u64], losses: &[f32], round: u16) -> Result<()> {
     if let Some(dir) = path.parent() {
-        fs_err::create_dir_all(dir)?;
+        fs_err::create_dir_all(dir).map_err(Error::Io)?;
     }
-    let err = |e: tinyforge_sampler::Error| Error::Data(format!("{}: {e}", path.display()));
+    let err = |source| Error::LossTable {
+        path: path.to_owned(),
+        source,
+    };
     let mut w = tinyforge_sampler::LossTableWriter::create(path, round).map_err(err)?;
     for (&u, &l) in units.iter().zip(losses) {
         w.push(u, l).map_err(err)?;
@@ -85,7 +88,8 @@ pub fn write_table(path: &Path, units: &[u64], losses: &[f32], round: u16) -> Re
 pub fn read_table(path: &Path) -> Result<Vec<(u64, f32)>> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut files: Vec<PathBuf> = if path.is_dir() {
-        fs_err::read_dir(path)?
+        fs_err::read_dir(path)
+            .map_err(Error::Io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 let n = p
@@ -102,7 +106,7 @@ pub fn read_table(path: &Path) -> Result<Vec<(u64, f32)>> {
     files.sort();
     let mut out = vec![];
     for f in files {
-        let file = fs_err::File::open(&f)?.into_parts().0;
+        let file = fs_err::File::open(&f).map_err(Error::Io)?.into_parts().0;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)
             .and_then(|b| b.build())
             .map_err(|e| Error::Data(format!("{}: {e}", f.display())))?;

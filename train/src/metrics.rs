@@ -66,7 +66,8 @@ impl MetricsWriter {
     /// at the same step.
     pub fn open(path: &Path, tensorboard: &Path, done_steps: u64) -> Result<Self> {
         let kept: Vec<String> = if path.exists() {
-            fs_err::read_to_string(path)?
+            fs_err::read_to_string(path)
+                .map_err(Error::Io)?
                 .lines()
                 .filter(|l| serde_json::from_str::<Record>(l).is_ok_and(|r| r.step() <= done_steps))
                 .map(str::to_owned)
@@ -78,8 +79,11 @@ impl MetricsWriter {
         if !text.is_empty() {
             text.push('\n');
         }
-        fs_err::write(path, text)?;
-        let file = fs_err::OpenOptions::new().append(true).open(path)?;
+        fs_err::write(path, text).map_err(Error::Io)?;
+        let file = fs_err::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(Error::Io)?;
         let events = EventWriter::create(tensorboard, done_steps)?;
         Ok(Self { file, events })
     }
@@ -87,7 +91,7 @@ impl MetricsWriter {
     pub fn write(&mut self, r: &Record) -> Result<()> {
         let mut line = serde_json::to_string(r).expect("metrics serialise");
         line.push('\n');
-        self.file.write_all(line.as_bytes())?;
+        self.file.write_all(line.as_bytes()).map_err(Error::Io)?;
         match r {
             Record::Train(m) => self.events.scalars(
                 m.step,
@@ -112,7 +116,7 @@ impl MetricsWriter {
 }
 
 pub fn read_records(path: &Path) -> Result<Vec<Record>> {
-    let text = fs_err::read_to_string(path)?;
+    let text = fs_err::read_to_string(path).map_err(Error::Io)?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -126,7 +130,7 @@ pub fn read_records(path: &Path) -> Result<Vec<Record>> {
 
 /// Draw training loss (and validation loss) against step into an SVG file.
 pub fn plot_loss(records: &[Record], out: &Path) -> Result<()> {
-    fs_err::write(out, loss_svg(records)?)?;
+    fs_err::write(out, loss_svg(records)?).map_err(Error::Io)?;
     Ok(())
 }
 

@@ -249,7 +249,10 @@ impl Model {
     /// tensor in place of the flat buffer's elements `[start, start + numel)` (whole layers),
     /// so a backward pass computes the gradient of that window only; `taps` records the
     /// activations importance criteria read.
-    #[allow(clippy::assign_op_pattern)]
+    #[expect(
+        clippy::assign_op_pattern,
+        reason = "tch's `+=` on tensors is in place; the forward pass must not mutate what autograd saved"
+    )]
     pub fn forward_with(
         &self,
         ids: &Tensor,

@@ -94,7 +94,7 @@ pub struct TrainConfig {
 
 impl TrainOptions {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = fs_err::read_to_string(path)?;
+        let text = fs_err::read_to_string(path).map_err(Error::Io)?;
         toml::from_str(&text).map_err(|source| Error::Toml {
             path: path.into(),
             source,

@@ -40,8 +40,10 @@ pub struct ShardSource {
 
 impl ShardSource {
     pub fn open(dir: &Path) -> Result<Self> {
-        let dataset =
-            Dataset::open(dir).map_err(|e| Error::Data(format!("{}: {e}", dir.display())))?;
+        let dataset = Dataset::open(dir).map_err(|source| Error::Dataset {
+            dir: dir.to_owned(),
+            source,
+        })?;
         Ok(Self {
             dataset: Arc::new(dataset),
         })
@@ -61,14 +63,18 @@ impl UnitSource for ShardSource {
     fn window(&self, unit: u64, seq_len: usize) -> Result<Vec<u32>> {
         self.dataset
             .window(unit, seq_len)
-            .map_err(|e| Error::Data(format!("unit {unit}: {e}")))
+            .map_err(|source| Error::Unit { unit, source })
     }
     fn tokenizer_files(&self) -> Result<Vec<(String, Vec<u8>)>> {
         let mut files = Vec::new();
         for name in tinyforge_model::TOKENIZER_FILES {
-            let bytes = self.dataset.read_side_file(name).map_err(|e| {
-                Error::Data(format!("{}: {name}: {e}", self.dataset.dir().display()))
-            })?;
+            let bytes = self
+                .dataset
+                .read_side_file(name)
+                .map_err(|source| Error::Dataset {
+                    dir: self.dataset.dir().to_owned(),
+                    source,
+                })?;
             if let Some(bytes) = bytes {
                 files.push((name.to_owned(), bytes));
             }
@@ -85,13 +91,9 @@ impl RoundPlan for SamplerPlan {
         self.0.num_steps()
     }
     fn batch(&self, step: u64) -> Result<Vec<u64>> {
-        let units = self.0.batch(step).map_err(sampler_err)?;
+        let units = self.0.batch(step)?;
         Ok(units.into_iter().map(|u| u.unit).collect())
     }
-}
-
-fn sampler_err(e: tinyforge_sampler::Error) -> Error {
-    Error::Data(format!("sampler: {e}"))
 }
 
 /// The rounds of a [`TrainConfig`] as sampler plans.
@@ -157,9 +159,7 @@ impl Planner for SamplerPlanner {
             self.draw(round, model, events)?;
         }
         world.barrier("the round's plan")?;
-        Ok(Arc::new(SamplerPlan(
-            Plan::open(&path).map_err(sampler_err)?,
-        )))
+        Ok(Arc::new(SamplerPlan(Plan::open(&path)?)))
     }
 }
 
@@ -168,7 +168,7 @@ impl SamplerPlanner {
     fn draw(&mut self, round: usize, model: &Model, events: &mut dyn Callbacks) -> Result<()> {
         let world = self.cfg.run.world.clone();
         let path = self.plan_path(round);
-        fs_err::create_dir_all(path.parent().expect("plans dir"))?;
+        fs_err::create_dir_all(path.parent().expect("plans dir")).map_err(Error::Io)?;
         let run = &self.cfg.run;
         if round == 0 {
             if !world.is_main() {
@@ -194,17 +194,16 @@ impl SamplerPlanner {
                     ((batches as f64 * self.cfg.rounds[0].fraction).floor() as u64).max(1)
                 }),
             };
-            Plan::create_round_one(&path, &spec).map_err(sampler_err)?;
+            Plan::create_round_one(&path, &spec)?;
             return Ok(());
         }
         // Score the previous round's units with the model as it ends that round, then draw.
-        let previous = Plan::open(self.plan_path(round - 1)).map_err(sampler_err)?;
+        let previous = Plan::open(self.plan_path(round - 1))?;
         let table = self.score_path(round - 1);
         if !world.agree(table.exists(), "the score table check")? {
             let total = previous.num_steps();
-            let prev: Arc<dyn RoundPlan> = Arc::new(SamplerPlan(
-                Plan::open(self.plan_path(round - 1)).map_err(sampler_err)?,
-            ));
+            let prev: Arc<dyn RoundPlan> =
+                Arc::new(SamplerPlan(Plan::open(self.plan_path(round - 1))?));
             let report = score_plan(
                 &world,
                 model,
@@ -243,8 +242,7 @@ impl SamplerPlanner {
             seed: run.seed,
             order: ListOrder::Kept,
         };
-        select_next_round(&previous, &[table], &path, &select, &mut |_, _| {})
-            .map_err(sampler_err)?;
+        select_next_round(&previous, &[table], &path, &select, &mut |_, _| {})?;
         Ok(())
     }
 }
@@ -262,7 +260,7 @@ fn held_out(cfg: &TrainConfig, units: u64, count: u64) -> Result<HeldOut> {
         cfg.run.seed,
     );
     if path.exists() {
-        let recorded = HeldOut::read(&path).map_err(sampler_err)?;
+        let recorded = HeldOut::read(&path)?;
         if (recorded.units, recorded.seq_len) != (drawn.units, drawn.seq_len) {
             return Err(Error::Config(format!(
                 "{} was drawn over {} units of {} tokens, but {} now holds {} units of {}: \
@@ -278,8 +276,8 @@ fn held_out(cfg: &TrainConfig, units: u64, count: u64) -> Result<HeldOut> {
         return Ok(recorded);
     }
     if cfg.run.world.is_main() {
-        fs_err::create_dir_all(&cfg.run.out)?;
-        drawn.write(&path).map_err(sampler_err)?;
+        fs_err::create_dir_all(&cfg.run.out).map_err(Error::Io)?;
+        drawn.write(&path)?;
     }
     Ok(drawn)
 }
@@ -324,10 +322,11 @@ pub fn train(cfg: &TrainConfig, cb: &mut dyn Callbacks) -> Result<TrainReport> {
             cfg.run.batch_size
         )));
     }
-    fs_err::create_dir_all(&cfg.run.out)?;
+    fs_err::create_dir_all(&cfg.run.out).map_err(Error::Io)?;
     if cfg.run.world.is_main() {
         let cfg_path = cfg.run.out.join("train-config.json");
-        fs_err::write(&cfg_path, serde_json::to_vec_pretty(cfg).expect("json"))?;
+        fs_err::write(&cfg_path, serde_json::to_vec_pretty(cfg).expect("json"))
+            .map_err(Error::Io)?;
     }
     let mut planner = SamplerPlanner::new(cfg.clone(), data.clone(), units, held_out);
     train_with(&cfg.run, data, &mut planner, validation.as_ref(), cb)
@@ -351,7 +350,10 @@ pub fn train_from_options(
 
 /// `tinyforge score`: the loss of every unit of `plan` (or its first `limit` batches) under the
 /// frozen model of `checkpoint`, into the loss table `out`.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the command's inputs, passed through to score_plan"
+)]
 pub fn score_checkpoint(
     world: &World,
     checkpoint: &Path,
@@ -366,7 +368,7 @@ pub fn score_checkpoint(
     let compute = crate::parse_precision("auto", device)?;
     let (model, _) = crate::checkpoint::load_model(checkpoint, device, compute)?;
     let source: Arc<dyn UnitSource> = Arc::new(ShardSource::open(data)?);
-    let plan = Plan::open(plan).map_err(sampler_err)?;
+    let plan = Plan::open(plan)?;
     let seq_len = plan.seq_len() as usize;
     let round = plan.round();
     score_plan(

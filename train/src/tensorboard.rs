@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub const TENSORBOARD_DIR: &str = "tensorboard";
 
@@ -27,7 +27,7 @@ pub struct EventWriter {
 impl EventWriter {
     /// A new event file in `dir` (created), for a run that continues after step `done_steps`.
     pub fn create(dir: &Path, done_steps: u64) -> Result<EventWriter> {
-        fs_err::create_dir_all(dir)?;
+        fs_err::create_dir_all(dir).map_err(Error::Io)?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -39,7 +39,7 @@ impl EventWriter {
             std::process::id()
         );
         let path = dir.join(name);
-        let file = std::io::BufWriter::new(fs_err::File::create(&path)?);
+        let file = std::io::BufWriter::new(fs_err::File::create(&path).map_err(Error::Io)?);
         tracing::debug!(path = %path.display(), "TensorBoard event file");
         let mut writer = EventWriter { file };
         let mut first = Event::new(done_steps + 1);
@@ -50,7 +50,7 @@ impl EventWriter {
             start.bytes(6, &[0x08, 0x01]); // SessionLog { status: START }
             writer.write(&start)?;
         }
-        writer.file.flush()?;
+        writer.file.flush().map_err(Error::Io)?;
         Ok(writer)
     }
 
@@ -67,19 +67,22 @@ impl EventWriter {
         let mut event = Event::new(step);
         event.bytes(5, &summary);
         self.write(&event)?;
-        self.file.flush()?;
+        self.file.flush().map_err(Error::Io)?;
         Ok(())
     }
 
     fn write(&mut self, event: &Event) -> Result<()> {
-        let data = &event.0;
-        let len = (data.len() as u64).to_le_bytes();
-        self.file.write_all(&len)?;
-        self.file.write_all(&masked_crc(&len).to_le_bytes())?;
-        self.file.write_all(data)?;
-        self.file.write_all(&masked_crc(data).to_le_bytes())?;
-        Ok(())
+        write_record(&mut self.file, &event.0).map_err(Error::Io)
     }
+}
+
+/// One TFRecord: the length, its masked CRC, the data, its masked CRC.
+fn write_record(file: &mut impl Write, data: &[u8]) -> std::io::Result<()> {
+    let len = (data.len() as u64).to_le_bytes();
+    file.write_all(&len)?;
+    file.write_all(&masked_crc(&len).to_le_bytes())?;
+    file.write_all(data)?;
+    file.write_all(&masked_crc(data).to_le_bytes())
 }
 
 /// An encoded `tensorflow.Event` with its wall time and step.

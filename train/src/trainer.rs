@@ -218,7 +218,7 @@ pub fn train_with(
     cb: &mut dyn Callbacks,
 ) -> Result<TrainReport> {
     cfg.validate()?;
-    fs_err::create_dir_all(&cfg.out)?;
+    fs_err::create_dir_all(&cfg.out).map_err(Error::Io)?;
     if data.vocab_size() > cfg.model.vocab_size {
         return Err(Error::Config(format!(
             "the dataset's vocabulary ({}) is larger than the model's ({})",
@@ -724,7 +724,8 @@ fn finish(cfg: &LoopConfig, run: &Run, complete: bool) -> Result<TrainReport> {
         fs_err::write(
             cfg.out.join("report.json"),
             serde_json::to_vec_pretty(&report).expect("json"),
-        )?;
+        )
+        .map_err(Error::Io)?;
     }
     Ok(report)
 }

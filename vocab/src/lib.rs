@@ -9,6 +9,7 @@
 //!   old→new [`IdMap`] and a [`PruneReport`].
 //!
 //! The library never prints: progress goes through a callback, errors are [`Error`].
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod base;
 mod count;

@@ -34,19 +34,7 @@ fn live_reference(
     requests: &[Request],
     max_length: usize,
 ) -> Option<Vec<(f64, bool)>> {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let ok = python.exists()
-        && Command::new(&python)
-            .args(["-c", "import torch, transformers"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "skipping the live transformers check: {} lacks torch/transformers (run scripts/setup-python)",
-            python.display()
-        );
-        return None;
-    }
+    let python = tinyforge_testkit::venv_python("torch, transformers")?;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("requests.json");
     fs_err::write(&path, serde_json::to_string(requests).unwrap()).unwrap();
@@ -154,12 +142,10 @@ fn cpu_forward_matches_transformers_on_gqa_tied_and_qwen2() {
             .then(|| live_reference(&checkpoint, &requests, 64))
             .flatten()
         else {
-            assert!(
-                std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
-                "transformers is required for the {kind} reference"
+            return tinyforge_testkit::skip_unless_required(
+                &format!("the {kind} transformers reference"),
+                "the project venv could not make the teacher (scripts/setup-python)",
             );
-            eprintln!("SKIP: no transformers to make the {kind} teacher");
-            return;
         };
         let model = LlamaModel::load(&checkpoint, Some(64)).unwrap();
         let ours = model.loglikelihood(&requests).unwrap();

@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::error::Category;
 
 use super::{FieldSpec, Record, Reject, Sink, open, raw_text, stream_error, zstd_decoder};
 use crate::error::Location;
@@ -736,13 +737,13 @@ fn whole_file_reject(sink: &mut dyn Sink, reason: String, bytes: u64) -> Control
     })
 }
 
-/// Signals that the sink asked to stop, through serde's error channel.
-const STOP: &str = "\u{0}tinyforge-stop";
-
 struct ArrayVisitor<'a> {
     spec: &'a FieldSpec,
     fields: &'a mut Fields,
     sink: &'a mut dyn Sink,
+    /// Set when the sink asked to stop: the error the visitor then returns (serde's only way
+    /// out of a sequence) is no fault of the file.
+    stopped: &'a mut bool,
 }
 
 impl<'de> Visitor<'de> for ArrayVisitor<'_> {
@@ -755,7 +756,8 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_> {
         // One element at a time: memory is bounded by the largest record, not the file.
         while let Some(value) = seq.next_element::<Value>()? {
             if element(self.spec, self.fields, self.sink, index, value).is_break() {
-                return Err(serde::de::Error::custom(STOP));
+                *self.stopped = true;
+                return Err(serde::de::Error::custom("stopped by the sink"));
             }
             index += 1;
         }
@@ -819,47 +821,42 @@ pub(super) fn read_json(
     let mut fields = Fields::new(spec);
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     if first == b'[' {
+        let mut stopped = false;
         let result = serde::Deserializer::deserialize_seq(
             &mut deserializer,
             ArrayVisitor {
                 spec,
                 fields: &mut fields,
                 sink: &mut *sink,
+                stopped: &mut stopped,
             },
         )
         .and_then(|()| deserializer.end());
         return match result {
             Ok(()) => ControlFlow::Continue(()),
-            Err(err) if err.to_string().starts_with(STOP) => ControlFlow::Break(()),
-            Err(err) => json_error(file, sink, &err),
+            Err(_) if stopped => ControlFlow::Break(()),
+            Err(err) => json_error(file, sink, err),
         };
     }
     for (index, value) in (0u64..).zip(deserializer.into_iter::<Value>()) {
         match value {
             Ok(value) => element(spec, &mut fields, sink, index, value)?,
-            Err(err) => return json_error(file, sink, &err),
+            Err(err) => return json_error(file, sink, err),
         }
     }
     ControlFlow::Continue(())
 }
 
-fn json_error(file: &InputFile, sink: &mut dyn Sink, err: &serde_json::Error) -> ControlFlow<()> {
-    let reason = if err.is_io() {
-        let kind =
-            if err.to_string().contains("end of file") || err.to_string().contains("incomplete") {
-                std::io::ErrorKind::UnexpectedEof
-            } else {
-                std::io::ErrorKind::Other
-            };
-        stream_error(file, &std::io::Error::new(kind, err.to_string()))
-    } else if err.is_eof() {
-        format!("truncated JSON: {err}")
-    } else {
-        format!("malformed JSON: {err}")
-    };
+fn json_error(file: &InputFile, sink: &mut dyn Sink, err: serde_json::Error) -> ControlFlow<()> {
     let location = Location::LineColumn {
         line: err.line() as u64,
         column: err.column() as u64,
+    };
+    let reason = match err.classify() {
+        // The reader's own error (its kind tells a truncated stream from a broken one).
+        Category::Io => stream_error(file, &std::io::Error::from(err)),
+        Category::Eof => format!("truncated JSON: {err}"),
+        Category::Syntax | Category::Data => format!("malformed JSON: {err}"),
     };
     sink.reject(Reject {
         location,

@@ -168,28 +168,8 @@ pub fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
     (a - b).abs().max().double_value(&[])
 }
 
-/// The project venv's Python with torch and transformers, or a loud skip (a failure when
-/// TINYFORGE_REQUIRE_REFERENCES is set, as `scripts/test` does).
+/// The project venv's Python with torch, transformers and safetensors (or a skip that fails
+/// under `TINYFORGE_REQUIRE_REFERENCES`).
 pub fn venv_python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let py = root.join(".venv/bin/python");
-    let ok = py.exists()
-        && std::process::Command::new(&py)
-            .args(["-c", "import torch, transformers, safetensors"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
-    assert!(
-        std::env::var_os("TINYFORGE_REQUIRE_REFERENCES").is_none(),
-        "{} with torch + transformers is required (TINYFORGE_REQUIRE_REFERENCES is set); run \
-         scripts/setup-python",
-        py.display()
-    );
-    eprintln!(
-        "SKIP: {} lacks torch/transformers; run scripts/setup-python",
-        py.display()
-    );
-    None
+    tinyforge_testkit::venv_python("torch, transformers, safetensors")
 }

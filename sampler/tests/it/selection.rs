@@ -166,3 +166,54 @@ fn a_third_round_is_drawn_from_a_selected_plan() {
     .to_string();
     assert!(err.contains("is not trained by the plan"), "{err}");
 }
+
+/// A row of a unit the plan does not train (here a held-out one) is refused as that, naming
+/// its row, even after the row of unit 0 (a fault once marked unit 0 seen a second time and
+/// reported a duplicate instead).
+#[test]
+fn a_held_out_unit_in_a_loss_table_is_named_not_mistaken_for_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tinyforge_sampler::RoundOneSpec {
+        seed: 3,
+        round: 1,
+        seq_len: 16,
+        batch_units: 10,
+        pools: vec![tinyforge_sampler::Pool {
+            name: "all".into(),
+            dataset: None,
+            units: 100,
+            weight: 1.0,
+            held_out: vec![7],
+        }],
+        exhausted: tinyforge_sampler::Exhausted::Stop,
+        steps: None,
+    };
+    let plan = Plan::create_round_one(&dir.path().join("round1.json"), &spec).unwrap();
+    let path = dir.path().join("l.parquet");
+    let mut writer = tinyforge_sampler::LossTableWriter::create(&path, 1).unwrap();
+    writer.push(UnitRef { pool: 0, unit: 0 }, 1.0).unwrap();
+    writer.push(UnitRef { pool: 0, unit: 7 }, 1.0).unwrap();
+    writer.finish().unwrap();
+    let config = SelectConfig {
+        method: Method::Softmax,
+        level: Level::Unit,
+        fraction: 0.5,
+        temperature: 1.0,
+        seed: 1,
+        order: ListOrder::Kept,
+    };
+    let mut progress = |_: u64, _: u64| {};
+    let err = tinyforge_sampler::select_next_round(
+        &plan,
+        &[path],
+        &dir.path().join("x.json"),
+        &config,
+        &mut progress,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("row 1: unit 7 of pool 0 is not trained by the plan"),
+        "{err}"
+    );
+}

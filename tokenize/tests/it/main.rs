@@ -192,18 +192,9 @@ fn output_is_byte_identical_across_runs_threads_and_task_counts() {
 
 #[test]
 fn qwen3_tokenizer_writes_u32_shards_when_present() {
-    let Some(home) = std::env::var_os("HOME") else {
+    let Some(qwen) = tinyforge_testkit::qwen3_tokenizer() else {
         return;
     };
-    let qwen = PathBuf::from(home)
-        .join(".cache/tinyforge/raw/qwen3-tokenizer/package/models/tokenizer.json");
-    if !qwen.is_file() {
-        eprintln!(
-            "skipped: {} not fetched (scripts/fetch-data)",
-            qwen.display()
-        );
-        return;
-    }
     let root = tempfile::tempdir().unwrap();
     let docs = fixture_docs();
     write_docs(&root.path().join("docs"), &docs, 2, 16);

@@ -102,24 +102,8 @@ pub fn final_checkpoint(out: &Path) -> PathBuf {
         .expect("a checkpoint")
 }
 
-/// The Python of the project venv, or None (tests that need it then skip, saying why).
+/// The project venv's Python with torch, transformers and safetensors (or a skip that fails
+/// under `TINYFORGE_REQUIRE_REFERENCES`).
 pub fn venv_python() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let py = root.join(".venv/bin/python");
-    if !py.exists() {
-        eprintln!("SKIP: {} missing; run scripts/setup-python", py.display());
-        return None;
-    }
-    let ok = std::process::Command::new(&py)
-        .args(["-c", "import torch, transformers, safetensors"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "SKIP: torch/transformers/safetensors not importable from {}",
-            py.display()
-        );
-        return None;
-    }
-    Some(py)
+    tinyforge_testkit::venv_python("torch, transformers, safetensors")
 }

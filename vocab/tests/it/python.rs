@@ -1,5 +1,6 @@
 //! Agreement with the Python `tokenizers` package (the paper's toolchain). Skipped, with a
-//! printed reason, when Python or the package is missing; CI installs it.
+//! printed reason, when Python or the package is missing; a failure then under
+//! `TINYFORGE_REQUIRE_REFERENCES` (CI sets it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,8 +27,9 @@ pub fn python() -> Option<PathBuf> {
             return Some(candidate);
         }
     }
-    eprintln!(
-        "SKIPPED: Python package `tokenizers` not found (python3 -m pip install --user tokenizers)"
+    tinyforge_testkit::skip_unless_required(
+        "the Python package `tokenizers`",
+        "not importable from $TINYFORGE_PYTHON, the project venv or python3 (scripts/setup-python)",
     );
     None
 }

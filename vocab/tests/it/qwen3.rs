@@ -1,6 +1,6 @@
 //! Pruning the real Qwen3 tokenizer (151,643 + 26 tokens). The file is 11 MB and not
 //! committed: the test reads it from the data cache (`scripts/fetch-data`) and skips with a
-//! message when it is absent. The fixture tokenizers test the same logic everywhere.
+//! message when it is absent (a failure under `TINYFORGE_REQUIRE_REFERENCES`, as in CI). The fixture tokenizers test the same logic everywhere.
 
 use std::path::PathBuf;
 
@@ -11,19 +11,7 @@ use crate::pruning::corpus_counts;
 use crate::python::{assert_python_matches, python};
 
 fn qwen3() -> Option<PathBuf> {
-    let data = std::env::var_os("TINYFORGE_DATA")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/tinyforge")))?;
-    let path = data.join("raw/qwen3-tokenizer/package/models/tokenizer.json");
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIPPED: Qwen3 tokenizer not in the data cache ({}); run scripts/fetch-data",
-            path.display()
-        );
-        None
-    }
+    tinyforge_testkit::qwen3_tokenizer()
 }
 
 #[test]
