@@ -88,6 +88,13 @@ pub struct IngestOptions {
     pub row_group_mb: Option<f64>,
     /// Documents shorter than this many characters are dropped (default 16).
     pub min_chars: Option<usize>,
+    /// The largest record read, in MiB (default 32): a JSONL line, a JSON array element, a
+    /// text or HTML file, a Parquet text cell. A larger one is rejected with its file, offset
+    /// and size, and never held in memory whole (a JSONL reader skips to the next newline).
+    pub max_record_mb: Option<f64>,
+    /// HTML pages whose elements nest deeper than this are rejected (default 512, the depth
+    /// past which browsers stop nesting): parsing time grows with the square of the depth.
+    pub max_html_depth: Option<usize>,
     /// zstd level inside Parquet (default 3).
     pub zstd_level: Option<i32>,
     /// Exact deduplication by content hash (default true).
@@ -147,6 +154,10 @@ pub struct IngestConfig {
     pub part_bytes: u64,
     pub row_group_bytes: u64,
     pub min_chars: usize,
+    /// See [`IngestOptions::max_record_mb`].
+    pub max_record_bytes: u64,
+    /// See [`IngestOptions::max_html_depth`].
+    pub max_html_depth: usize,
     pub zstd_level: i32,
     pub dedup: bool,
     pub dedup_buckets: Option<u32>,
@@ -221,6 +232,11 @@ impl IngestOptions {
         };
         let part_bytes = mb("part_size_mb", self.part_size_mb, 64.0)?;
         let row_group_bytes = mb("row_group_mb", self.row_group_mb, 16.0)?;
+        let max_record_bytes = mb("max_record_mb", self.max_record_mb, 32.0)?;
+        let max_html_depth = match self.max_html_depth {
+            Some(0) => return Err(bad("max_html_depth", "must be at least 1".into())),
+            depth => depth.unwrap_or(512),
+        };
         let zstd_level = self.zstd_level.unwrap_or(3);
         if !(1..=22).contains(&zstd_level) {
             return Err(bad(
@@ -298,6 +314,8 @@ impl IngestOptions {
             part_bytes,
             row_group_bytes,
             min_chars: self.min_chars.unwrap_or(16),
+            max_record_bytes,
+            max_html_depth,
             zstd_level,
             dedup: self.dedup.unwrap_or(true),
             dedup_buckets: match self.dedup_buckets {

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::ops::ControlFlow;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -272,7 +273,13 @@ impl Context<'_> {
                                 return Ok(done);
                             }
                             let chunk = pending[position];
-                            match self.process_chunk(chunk, &abort) {
+                            // A panic (a bug, or a library's on input it cannot take) names
+                            // the chunk's input; chunks finished before it stay done.
+                            let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                self.process_chunk(chunk, &abort)
+                            }))
+                            .unwrap_or_else(|payload| Err(self.panicked(chunk, &*payload)));
+                            match outcome {
                                 Ok(Chunk::Done(record)) => {
                                     (self.on_event)(Event::ChunkDone {
                                         chunk,
@@ -305,6 +312,33 @@ impl Context<'_> {
             records.extend(result?);
         }
         Ok(records)
+    }
+
+    /// The error for a worker that panicked on `chunk`: the panic's message and the input the
+    /// chunk reads (its first files, with their row groups or byte ranges).
+    fn panicked(&self, chunk: usize, payload: &(dyn std::any::Any + Send)) -> Error {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let units = &self.plan.units[self.plan.chunks[chunk].units.clone()];
+        let mut input: Vec<String> = units
+            .iter()
+            .take(4)
+            .map(|unit| {
+                let file = &self.plan.files[unit.file].rel;
+                match (&unit.row_group, &unit.range) {
+                    (Some(group), _) => format!("{file} row group {group}"),
+                    (_, Some(range)) => format!("{file} bytes {}..{}", range.start, range.end),
+                    _ => file.clone(),
+                }
+            })
+            .collect();
+        if units.len() > 4 {
+            input.push(format!("and {} more", units.len() - 4));
+        }
+        panic_error(chunk, &input.join(", "), &message)
     }
 
     fn process_chunk(&self, chunk: usize, abort: &AtomicBool) -> Result<Chunk> {
@@ -387,7 +421,7 @@ impl<'a> ChunkSink<'a> {
         let specs = config
             .inputs
             .iter()
-            .map(|i| Arc::new(FieldSpec::new(i, &config.keep_columns)))
+            .map(|i| Arc::new(FieldSpec::new(i, config)))
             .collect();
         let sources = config
             .inputs
@@ -702,4 +736,11 @@ impl Sink for ChunkSink<'_> {
         let result = self.add_reject(reject);
         self.handle(result)
     }
+}
+
+fn panic_error(chunk: usize, input: &str, message: &str) -> Error {
+    Error::Internal(format!(
+        "a worker panicked on chunk {chunk} ({input}): {message}; the chunks finished before it \
+         are kept, and a rerun resumes from them"
+    ))
 }

@@ -93,6 +93,13 @@ pub struct IngestArgs {
     /// Drop documents shorter than this many characters.
     #[arg(long)]
     pub min_chars: Option<usize>,
+    /// Reject records (a JSONL line, a JSON element, a text or HTML file, a Parquet cell) over
+    /// this many MiB, by file, offset and size, without holding them [default: 32].
+    #[arg(long)]
+    pub max_record_mb: Option<f64>,
+    /// Reject HTML pages whose elements nest deeper than this [default: 512].
+    #[arg(long)]
+    pub max_html_depth: Option<usize>,
     /// Keep exact duplicates.
     #[arg(long)]
     pub no_dedup: bool,
@@ -162,6 +169,8 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     options.part_size_mb = args.part_size_mb.or(options.part_size_mb);
     options.row_group_mb = args.row_group_mb.or(options.row_group_mb);
     options.min_chars = args.min_chars.or(options.min_chars);
+    options.max_record_mb = args.max_record_mb.or(options.max_record_mb);
+    options.max_html_depth = args.max_html_depth.or(options.max_html_depth);
     options.threads = args.threads.or(options.threads);
     options.dedup_buckets = args.dedup_buckets.or(options.dedup_buckets);
     if args.no_dedup {

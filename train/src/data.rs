@@ -112,10 +112,6 @@ pub fn load_batch(
 /// Batches of steps `from..plan.steps()` read on a background thread, a few steps ahead of the
 /// GPU, pinned-free CPU tensors moved to `device` by the consumer. Each rank of `world` reads
 /// the windows of its own share of every batch only.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the prefetch thread's inputs, each a different concept"
-)]
 pub fn prefetch(
     source: Arc<dyn UnitSource>,
     plan: Arc<dyn RoundPlan>,

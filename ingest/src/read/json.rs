@@ -2,16 +2,21 @@
 //! fields are materialised, everything else is skipped without allocation.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt;
 use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::error::Category;
 
-use super::{FieldSpec, Record, Reject, Sink, open, raw_text, stream_error, zstd_decoder};
+use super::{
+    FieldSpec, RAW_LIMIT, Record, Reject, Sink, open, raw_text, stream_error, too_large,
+    zstd_decoder,
+};
 use crate::error::Location;
 use crate::plan::{ByteRange, InputFile};
 
@@ -519,10 +524,11 @@ fn read_jsonl_range(
     let mut reader = BufReader::with_capacity(1 << 20, reader);
     let mut start = range.start;
     if start > 0 {
-        // Skip the end of the line the range starts inside (it is the previous range's).
-        let mut skipped = Vec::new();
-        match reader.read_until(b'\n', &mut skipped) {
-            Ok(n) => start = from + n as u64,
+        // Skip the end of the line the range starts inside (it is the previous range's),
+        // counting it without holding it: it may be a line of any size.
+        let mut skipped = 0u64;
+        match skip_line(&mut reader, &mut skipped) {
+            Ok(()) => start = from + skipped,
             Err(err) => {
                 // A zstd frame that does not decode: named where the decoder gave up.
                 let (reason, at) = match range.zstd_frame {
@@ -530,7 +536,7 @@ fn read_jsonl_range(
                         format!("cannot read the file from byte {from}: {err}"),
                         from,
                     ),
-                    Some(_) => (stream_error(file, &err), from + skipped.len() as u64),
+                    Some(_) => (stream_error(file, &err), from + skipped),
                 };
                 return cannot(sink, reason, at);
             }
@@ -543,6 +549,25 @@ fn read_jsonl_range(
     read_lines(file, reader, lines, sink)
 }
 
+/// Reads past the next newline (or to the end), adding the bytes to `skipped`; holds none.
+fn skip_line(reader: &mut impl BufRead, skipped: &mut u64) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let (used, found) = match memchr::memchr(b'\n', buf) {
+            Some(end) => (end + 1, true),
+            None => (buf.len(), false),
+        };
+        reader.consume(used);
+        *skipped += used as u64;
+        if found {
+            return Ok(());
+        }
+    }
+}
+
 /// The lines of `reader` (the decompressed stream of `file`) into the sink.
 fn read_lines(
     file: &InputFile,
@@ -553,6 +578,10 @@ fn read_lines(
     // A line that spans two reads of the buffer is gathered here; the others are parsed
     // where they lie in the buffer.
     let mut partial = Vec::new();
+    // A line over `max_record_bytes`: its size so far, while the reader skips to its end
+    // (`partial` then keeps only its first RAW_LIMIT bytes, for the reject).
+    let mut skipping: Option<u64> = None;
+    let limit = lines.spec.max_record_bytes;
     loop {
         // The next line starts in the next range: read no further (it is that range's to read,
         // and to report if the stream breaks in it).
@@ -564,7 +593,7 @@ fn read_lines(
             Err(err) => {
                 // The stream broke mid-line: what was read of the line is garbage.
                 let location = Location::Offset {
-                    offset: lines.offset + partial.len() as u64,
+                    offset: lines.offset + skipping.unwrap_or(partial.len() as u64),
                 };
                 let reason = match lines.numbered {
                     true => format!("{} (after line {})", stream_error(file, &err), lines.number),
@@ -579,6 +608,26 @@ fn read_lines(
                 });
             }
         };
+        if let Some(size) = skipping {
+            // Skipping an oversized line: nothing of it is kept but its head.
+            let (used, end) = match memchr::memchr(b'\n', buf) {
+                Some(end) => (end + 1, true),
+                None => (buf.len(), buf.is_empty()),
+            };
+            let size = size + used as u64;
+            reader.consume(used);
+            if !end {
+                skipping = Some(size);
+                continue;
+            }
+            skipping = None;
+            let flow = lines.oversized(size, &partial, sink);
+            partial.clear();
+            if flow.is_break() || used == 0 {
+                return lines.finished(flow);
+            }
+            continue;
+        }
         if buf.is_empty() {
             // The last line, without its newline.
             if !partial.is_empty() {
@@ -595,12 +644,30 @@ fn read_lines(
         let (used, flow) = match newline {
             // Every whole line in the buffer at once.
             Some(last) if partial.is_empty() => (last + 1, lines.lines(&buf[..=last], sink)),
+            // The end of a gathered line over the limit: refused without gathering the rest.
+            Some(end) if (partial.len() + end + 1) as u64 > limit => {
+                let size = (partial.len() + end + 1) as u64;
+                partial.truncate(RAW_LIMIT);
+                let flow = lines.oversized(size, &partial, sink);
+                partial.clear();
+                (end + 1, flow)
+            }
             // The end of the gathered line.
             Some(end) => {
                 partial.extend_from_slice(&buf[..=end]);
                 let flow = lines.line(&partial, sink);
                 partial.clear();
                 (end + 1, flow)
+            }
+            // A line growing past the limit: from here on only counted (memory stays bounded
+            // by the limit, whatever the input).
+            None if (partial.len() + buf.len()) as u64 > limit => {
+                let size = (partial.len() + buf.len()) as u64;
+                let room = RAW_LIMIT.saturating_sub(partial.len()).min(buf.len());
+                partial.extend_from_slice(&buf[..room]);
+                partial.truncate(RAW_LIMIT);
+                skipping = Some(size);
+                (buf.len(), ControlFlow::Continue(()))
             }
             None => {
                 partial.extend_from_slice(buf);
@@ -669,6 +736,37 @@ impl<'a> Lines<'a> {
         self.checked_line(line, None, sink)
     }
 
+    /// A line of `size` bytes over `max_record_bytes`, of which `head` was kept: rejected with
+    /// its place and size (the reader did not hold it).
+    fn oversized(&mut self, size: u64, head: &[u8], sink: &mut dyn Sink) -> ControlFlow<()> {
+        if self.offset >= self.end {
+            self.done = true;
+            return ControlFlow::Break(());
+        }
+        let location = self.advance(size);
+        sink.reject(Reject {
+            location,
+            reason: too_large(size, true, self.spec.max_record_bytes),
+            raw: Some(raw_text(head)),
+            raw_bytes: size,
+        })
+    }
+
+    /// Counts a line of `read` bytes starting at `self.offset`; where it is.
+    fn advance(&mut self, read: u64) -> Location {
+        let start = self.offset;
+        self.number += 1;
+        self.offset += read;
+        if self.numbered {
+            Location::Line {
+                line: self.number,
+                offset: start,
+            }
+        } else {
+            Location::Offset { offset: start }
+        }
+    }
+
     /// One line, and the same line as text when it is known to be UTF-8.
     fn checked_line(
         &mut self,
@@ -682,16 +780,15 @@ impl<'a> Lines<'a> {
         }
         let read = line.len() as u64;
         let start = self.offset;
-        self.number += 1;
-        let location = if self.numbered {
-            Location::Line {
-                line: self.number,
-                offset: start,
-            }
-        } else {
-            Location::Offset { offset: start }
-        };
-        self.offset += read;
+        let location = self.advance(read);
+        if read > self.spec.max_record_bytes {
+            return sink.reject(Reject {
+                location,
+                reason: too_large(read, true, self.spec.max_record_bytes),
+                raw: Some(raw_text(line)),
+                raw_bytes: read,
+            });
+        }
         let body = trim_newline(line);
         if body.iter().all(u8::is_ascii_whitespace) {
             return ControlFlow::Continue(());
@@ -744,6 +841,7 @@ struct ArrayVisitor<'a> {
     /// Set when the sink asked to stop: the error the visitor then returns (serde's only way
     /// out of a sequence) is no fault of the file.
     stopped: &'a mut bool,
+    budget: &'a Budget,
 }
 
 impl<'de> Visitor<'de> for ArrayVisitor<'_> {
@@ -759,6 +857,7 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_> {
                 *self.stopped = true;
                 return Err(serde::de::Error::custom("stopped by the sink"));
             }
+            self.budget.next_record();
             index += 1;
         }
         Ok(())
@@ -819,6 +918,14 @@ pub(super) fn read_json(
         }
     };
     let mut fields = Fields::new(spec);
+    // Each element may take at most `max_record_bytes` of the stream: past that the reader
+    // fails, so a huge element is never held (and the rest of the file, which cannot be
+    // resynchronised inside a JSON document, is rejected with it).
+    let budget = Rc::new(Budget::new(spec.max_record_bytes));
+    let reader = Bounded {
+        inner: reader,
+        budget: budget.clone(),
+    };
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
     if first == b'[' {
         let mut stopped = false;
@@ -829,32 +936,111 @@ pub(super) fn read_json(
                 fields: &mut fields,
                 sink: &mut *sink,
                 stopped: &mut stopped,
+                budget: &budget,
             },
         )
         .and_then(|()| deserializer.end());
         return match result {
             Ok(()) => ControlFlow::Continue(()),
             Err(_) if stopped => ControlFlow::Break(()),
-            Err(err) => json_error(file, sink, err),
+            Err(err) => json_error(file, sink, err, &budget),
         };
     }
     for (index, value) in (0u64..).zip(deserializer.into_iter::<Value>()) {
         match value {
-            Ok(value) => element(spec, &mut fields, sink, index, value)?,
-            Err(err) => return json_error(file, sink, err),
+            Ok(value) => {
+                element(spec, &mut fields, sink, index, value)?;
+                budget.next_record();
+            }
+            Err(err) => return json_error(file, sink, err, &budget),
         }
     }
     ControlFlow::Continue(())
 }
 
-fn json_error(file: &InputFile, sink: &mut dyn Sink, err: serde_json::Error) -> ControlFlow<()> {
+/// What the JSON reader lets one record take of the stream.
+struct Budget {
+    limit: u64,
+    /// Bytes read since the last record ended, and records done.
+    since: Cell<u64>,
+    records: Cell<u64>,
+}
+
+impl Budget {
+    fn new(limit: u64) -> Self {
+        Budget {
+            limit,
+            since: Cell::new(0),
+            records: Cell::new(0),
+        }
+    }
+
+    fn next_record(&self) {
+        self.since.set(0);
+        self.records.set(self.records.get() + 1);
+    }
+}
+
+/// The error [`Bounded`] fails with past the budget.
+#[derive(Debug)]
+struct OverBudget;
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record over max_record_mb")
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+/// A reader that fails once one record has taken more than its budget.
+struct Bounded<R> {
+    inner: R,
+    budget: Rc<Budget>,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let since = self.budget.since.get();
+        if since > self.budget.limit {
+            return Err(std::io::Error::other(OverBudget));
+        }
+        let n = self.inner.read(buf)?;
+        self.budget.since.set(since + n as u64);
+        Ok(n)
+    }
+}
+
+fn json_error(
+    file: &InputFile,
+    sink: &mut dyn Sink,
+    err: serde_json::Error,
+    budget: &Budget,
+) -> ControlFlow<()> {
     let location = Location::LineColumn {
         line: err.line() as u64,
         column: err.column() as u64,
     };
     let reason = match err.classify() {
-        // The reader's own error (its kind tells a truncated stream from a broken one).
-        Category::Io => stream_error(file, &std::io::Error::from(err)),
+        Category::Io => {
+            let io = std::io::Error::from(err);
+            if io.get_ref().is_some_and(|e| e.is::<OverBudget>()) {
+                return sink.reject(Reject {
+                    location: Location::Record {
+                        record: budget.records.get(),
+                    },
+                    reason: format!(
+                        "{}; the rest of the file is not read (a JSON document cannot be \
+                         resumed inside)",
+                        too_large(budget.since.get(), false, budget.limit)
+                    ),
+                    raw: None,
+                    raw_bytes: file.size,
+                });
+            }
+            // The reader's own error (its kind tells a truncated stream from a broken one).
+            stream_error(file, &io)
+        }
         Category::Eof => format!("truncated JSON: {err}"),
         Category::Syntax | Category::Data => format!("malformed JSON: {err}"),
     };
@@ -887,6 +1073,8 @@ mod tests {
                 .map(|(slot, name)| ((*name).to_owned(), slot))
                 .collect(),
             meta_len: keep.len(),
+            max_record_bytes: 1 << 20,
+            max_html_depth: 512,
         }
     }
 

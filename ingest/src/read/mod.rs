@@ -8,7 +8,7 @@ mod parquet;
 use std::io::{BufReader, Read};
 use std::ops::ControlFlow;
 
-use crate::config::{Format, InputSpec, TextSpec};
+use crate::config::{Format, IngestConfig, InputSpec, TextSpec};
 use crate::error::Location;
 use crate::plan::{ByteRange, Compression, InputFile};
 
@@ -41,6 +41,16 @@ pub struct Reject {
 
 pub const RAW_LIMIT: usize = 64 * 1024;
 
+/// The reason a record over `max_record_bytes` is rejected: its size (at least `size` when the
+/// reader stopped counting) against the limit.
+pub fn too_large(size: u64, exact: bool, limit: u64) -> String {
+    let at_least = if exact { "" } else { "at least " };
+    format!(
+        "record of {at_least}{size} bytes is over the limit of {limit} bytes (max_record_mb = {})",
+        limit as f64 / (1024.0 * 1024.0)
+    )
+}
+
 pub fn raw_text(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(RAW_LIMIT)];
     String::from_utf8_lossy(cut).into_owned()
@@ -62,10 +72,15 @@ pub struct FieldSpec {
     /// (field name, index in the run's metadata columns).
     pub keep: Vec<(String, usize)>,
     pub meta_len: usize,
+    /// The largest record a reader takes, in bytes (`max_record_mb`).
+    pub max_record_bytes: u64,
+    /// The deepest HTML element nesting a page may have (`max_html_depth`).
+    pub max_html_depth: usize,
 }
 
 impl FieldSpec {
-    pub fn new(input: &InputSpec, keep_columns: &[String]) -> FieldSpec {
+    pub fn new(input: &InputSpec, config: &IngestConfig) -> FieldSpec {
+        let keep_columns = &config.keep_columns;
         let keep = input
             .keep
             .iter()
@@ -82,6 +97,8 @@ impl FieldSpec {
             id: input.id_field.clone(),
             keep,
             meta_len: keep_columns.len(),
+            max_record_bytes: config.max_record_bytes,
+            max_html_depth: config.max_html_depth,
         }
     }
 }

@@ -123,6 +123,23 @@ pub(super) fn read_row_group(
                     }
                 }
             }
+            if text.len() as u64 > spec.max_record_bytes {
+                // The cell is in memory already (a row group is read whole, bounded by the
+                // writer's row-group size); what is bounded here is what goes on downstream.
+                let size = text.len() as u64;
+                text.truncate(text.floor_char_boundary(super::RAW_LIMIT));
+                sink.reject(Reject {
+                    location: Location::Row {
+                        row_group: group,
+                        row,
+                    },
+                    reason: super::too_large(size, true, spec.max_record_bytes),
+                    raw: Some(text),
+                    raw_bytes: size,
+                })?;
+                row += 1;
+                continue;
+            }
             let id_value = columns.id.as_ref().and_then(|c| c.scalar(index));
             if let (Some(name), None) = (&spec.id, &id_value) {
                 let location = Location::Row {

@@ -144,4 +144,5 @@ fn jsonl_lines() -> String {
 mod bad_input;
 mod determinism;
 mod formats;
+mod limits;
 mod zstd_frames;
