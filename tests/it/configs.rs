@@ -42,11 +42,7 @@ fn every_shipped_config_parses_and_validates() {
             "train"
         } else if name.ends_with(".sh") || name.ends_with(".sbatch") {
             let out = Command::new("bash").arg("-n").arg(&path).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{rel}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            succeeded(&rel, &out);
             "shell"
         } else if name.ends_with(".yaml") {
             let Some(py) = crate::venv_python("yaml") else {
@@ -60,11 +56,7 @@ fn every_shipped_config_parses_and_validates() {
                 .arg(&path)
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{rel}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            succeeded(&rel, &out);
             "yaml"
         } else if name.ends_with(".toml")
             && std::fs::read_to_string(&path).unwrap().contains("work_dir")
@@ -75,11 +67,7 @@ fn every_shipped_config_parses_and_validates() {
                 .args(["run", &rel, "--dry-run"])
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "{rel}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            succeeded(&rel, &out);
             assert!(String::from_utf8_lossy(&out.stdout).starts_with("tinyforge ingest "));
             "pipeline"
         } else {
@@ -96,6 +84,15 @@ fn every_shipped_config_parses_and_validates() {
     }
     #[cfg(feature = "train")]
     assert!(kinds.contains("train"));
+}
+
+/// Panics with the command's stderr when it failed on config `rel`.
+fn succeeded(rel: &str, out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{rel}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[cfg(feature = "train")]

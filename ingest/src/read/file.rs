@@ -155,8 +155,7 @@ pub(super) fn nesting_depth(html: &str, max: usize) -> Result<usize, usize> {
         if RAW_TEXT.contains(&name.as_str()) {
             // Its text may hold any `<`: skip to its end tag.
             let close = format!("</{name}");
-            let lower_rest = &bytes[at..];
-            at = find_ascii_case_insensitive(lower_rest, close.as_bytes())
+            at = find_ascii_case_insensitive(&bytes[at..], close.as_bytes())
                 .map_or(bytes.len(), |e| at + e);
             continue;
         }
