@@ -13,7 +13,10 @@
 #                      under max_record_mb (default 32) and keep memory near that bound
 #   deep-20k.html,     20,000 and 200,000 nested <div>s: rejected past max_html_depth (512)
 #   deep-200k.html     after one linear scan; the ratio of their times is printed
-#   long.jsonl         one 20 MB document that is a single pre-token ("aaaa..."), then tokenize
+#   long.jsonl         one 20 MB document that is a single pre-token ("aaaa..."), then tokenize:
+#                      cut into pieces of max_pretoken_chars (65,536) through the word splitter
+#   long-added.jsonl   the same after an added token (<|endoftext|>), which sends the text
+#                      through tokenizers' own pipeline instead, with the same cuts
 # TINYFORGE_BIN=path skips the build (the data-stage binary, no libtorch).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -47,6 +50,8 @@ for n in (20_000, 200_000):
         f.write("<html><body>" + "<div>" * n + "deep" + "</div>" * n + "</body></html>")
 with open(os.path.join(work, "long.jsonl"), "w") as f:
     f.write(json.dumps({"text": "a" * 20_000_000}) + "\n")
+with open(os.path.join(work, "long-added.jsonl"), "w") as f:
+    f.write(json.dumps({"text": "<|endoftext|>" + "a" * 20_000_000}) + "\n")
 PY
 
 rows=()
@@ -72,9 +77,17 @@ run_all() { # prefix bin
   measure "$p-deep-20k" "$bin" ingest "$WORK/deep-20k.html" --out "$WORK/$p-deep-20k-docs"
   measure "$p-deep-200k" "$bin" ingest "$WORK/deep-200k.html" --out "$WORK/$p-deep-200k-docs"
   measure "$p-long-ingest" "$bin" ingest "$WORK/long.jsonl" --out "$WORK/$p-long-ingest-docs" --min-chars 1
+  measure "$p-long-added-ingest" "$bin" ingest "$WORK/long-added.jsonl" --out "$WORK/$p-long-added-ingest-docs" --min-chars 1
   if [ -f "$QWEN" ]; then
-    rm -rf "$WORK/$p-long-tokens"
-    measure "$p-long-tokenize" "$bin" tokenize "$WORK/$p-long-ingest-docs" --tokenizer "$QWEN" --out "$WORK/$p-long-tokens"
+    for input in long long-added; do
+      rm -rf "$WORK/$p-$input-tokens"
+      measure "$p-$input-tokenize" "$bin" tokenize "$WORK/$p-$input-ingest-docs" --tokenizer "$QWEN" --out "$WORK/$p-$input-tokens"
+      # The same without a cut: tokenizers' own cost, as tokenize had it before the limit.
+      if [ "$p" = new ]; then
+        rm -rf "$WORK/$p-$input-uncut-tokens"
+        measure "$p-$input-tokenize-uncut" "$bin" tokenize "$WORK/$p-$input-ingest-docs" --tokenizer "$QWEN" --out "$WORK/$p-$input-uncut-tokens" --max-pretoken-chars 1000000000
+      fi
+    done
   fi
 }
 

@@ -80,6 +80,8 @@ pub struct TokenizeStage {
     /// Tokenizer to encode with when there is no `[vocab]` stage.
     pub tokenizer: Option<PathBuf>,
     pub shard_tokens: Option<u64>,
+    /// `tinyforge tokenize --max-pretoken-chars`.
+    pub max_pretoken_chars: Option<usize>,
 }
 
 /// Parameter inheritance (paper §5): the student the train stage starts from, cut from a larger
@@ -194,6 +196,9 @@ impl PipelineConfig {
         ];
         if let Some(n) = self.tokenize.shard_tokens {
             tokenize.extend(["--shard-tokens".into(), n.to_string()]);
+        }
+        if let Some(n) = self.tokenize.max_pretoken_chars {
+            tokenize.extend(["--max-pretoken-chars".into(), n.to_string()]);
         }
         push("tokenize", tokenize);
         if let Some(inherit) = &self.inherit {

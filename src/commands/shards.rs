@@ -117,7 +117,8 @@ fn inspect(args: InspectArgs) -> anyhow::Result<()> {
     let document = dataset.document_at(args.unit * args.seq_len as u64)?;
     let text = match &args.tokenizer {
         Some(path) => {
-            let tokenizer = TokenizerInfo::load(path, None)?;
+            let tokenizer =
+                TokenizerInfo::load(path, None, tinyforge_tokenize::DEFAULT_MAX_PRETOKEN_CHARS)?;
             if tokenizer.sha256 != manifest.tokenizer_sha256 {
                 bail!(
                     "{} (sha256 {}) is not the tokenizer of this dataset (sha256 {})",

@@ -59,6 +59,12 @@ pub struct TokenizeArgs {
     /// vocabulary has].
     #[arg(long)]
     pub eos: Option<String>,
+    /// Characters of one pre-token the BPE model encodes at a time (for byte-level tokenizers
+    /// such as Qwen's, bytes of text): a longer pre-token ("aaaa…", a base64 blob, a run of
+    /// letters with no break) is encoded as consecutive pieces of this many, so memory and time
+    /// stay bounded; its ids differ from `tokenizers`' only near the cuts. The report counts them.
+    #[arg(long, default_value_t = tinyforge_tokenize::DEFAULT_MAX_PRETOKEN_CHARS)]
+    pub max_pretoken_chars: usize,
 }
 
 pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
@@ -91,6 +97,7 @@ pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         threads: args.threads,
         batch_rows: args.batch_rows,
         eos: args.eos,
+        max_pretoken_chars: args.max_pretoken_chars,
         ..TokenizeConfig::new(docs, args.tokenizer, output.local.clone())
     };
     // Lets the end-to-end test simulate a kill at the worst moment: a shard renamed into place

@@ -8,7 +8,7 @@ use ahash::AHashMap;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tinyforge_pretok::Splitter;
-use tokenizers::{Model, Tokenizer};
+use tokenizers::{Model, OffsetType, PreTokenizer, Token, Tokenizer};
 
 use crate::error::{Error, Result};
 use crate::input::DocBatch;
@@ -32,18 +32,40 @@ pub struct TokenizerInfo {
     splitter: Option<Splitter>,
     /// Word caches (word → ids) of the encoding threads, kept between batches.
     caches: Mutex<Vec<WordCache>>,
+    /// Characters of one pre-token the model encodes at a time (see [`TokenizerInfo::load`]).
+    max_pretoken_chars: usize,
 }
 
-/// Distinct words a thread's cache holds before it starts over (bounds memory: about 100 bytes
-/// a word).
-const WORD_CACHE: usize = 1 << 18;
+/// The default of [`TokenizerInfo::load`]'s `max_pretoken_chars`: 64 Ki characters, which for a
+/// byte-level tokenizer is 64 KiB of text without a break the pre-tokenizer's regex recognises
+/// (a run of 21,845 Han characters with no punctuation, say). Llama 3's reference tokenizer
+/// cuts such runs at 25,000 characters for the same reason.
+pub const DEFAULT_MAX_PRETOKEN_CHARS: usize = 1 << 16;
+
+/// Bytes a thread's word cache holds (words, their ids and a per-entry overhead) before it starts
+/// over.
+const WORD_CACHE_BYTES: usize = 32 << 20;
+
+/// Words longer than this are encoded every time, never cached: long words rarely repeat, and
+/// `tokenizers`' own BPE cache stops at the same length.
+const CACHED_WORD_BYTES: usize = 256;
 
 /// One thread's words and their ids, plus scratch buffers.
 #[derive(Default)]
 struct WordCache {
     ids: AHashMap<String, Box<[u32]>>,
+    /// What `ids` holds, by [`WORD_CACHE_BYTES`]'s measure.
+    bytes: usize,
     normalized: String,
     input: String,
+}
+
+/// The ids of one document and how many of its pre-tokens were longer than the limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encoded {
+    pub ids: Vec<u32>,
+    /// Pre-tokens of more than `max_pretoken_chars` characters: each was encoded in pieces.
+    pub long_pretokens: u32,
 }
 
 /// A cache taken from the pool for one rayon job; goes back when the job ends.
@@ -67,7 +89,17 @@ impl TokenizerInfo {
     /// Loads `path`; `eos` names the EOS token (default: the `eos_token` of the
     /// `tokenizer_config.json` beside it, else the first of the usual spellings the vocabulary
     /// has).
-    pub fn load(path: &Path, eos: Option<&str>) -> Result<Self> {
+    ///
+    /// `max_pretoken_chars` bounds the work of one pre-token: the BPE model receives a longer one
+    /// (more characters of model input: for byte-level tokenizers, one per byte of text) as
+    /// consecutive pieces of that many characters, each encoded on its own. `tokenizers` merges
+    /// a pre-token in memory and time that grow with its length (a 20 MB one took 1.5 GB and
+    /// 17 s), so this keeps both bounded by the limit whatever the document; the ids differ from
+    /// `tokenizers`' only inside such a pre-token, near the cuts.
+    pub fn load(path: &Path, eos: Option<&str>, max_pretoken_chars: usize) -> Result<Self> {
+        if max_pretoken_chars == 0 {
+            return Err(Error::Config("max_pretoken_chars must be positive".into()));
+        }
         let bytes = fs_err::read(path)?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let tokenizer = Tokenizer::from_bytes(&bytes).map_err(|e| Error::Tokenizer {
@@ -115,7 +147,13 @@ impl TokenizerInfo {
             bytes,
             splitter,
             caches: Mutex::new(Vec::new()),
+            max_pretoken_chars,
         })
+    }
+
+    /// Characters of one pre-token the model encodes at a time.
+    pub fn max_pretoken_chars(&self) -> usize {
+        self.max_pretoken_chars
     }
 
     /// Writes the tokenizer files into `dir` (a dataset folder): `tokenizer.json`, and its
@@ -141,7 +179,7 @@ impl TokenizerInfo {
 
     /// Encodes every document of `batch` (no special tokens added; the writer appends EOS).
     /// Parallel over documents on the current rayon pool; the result keeps the batch order.
-    pub fn encode_batch(&self, batch: &DocBatch) -> Result<Vec<Vec<u32>>> {
+    pub fn encode_batch(&self, batch: &DocBatch) -> Result<Vec<Encoded>> {
         batch
             .texts
             .par_iter()
@@ -154,8 +192,8 @@ impl TokenizerInfo {
                         _ => None,
                     };
                     match fast {
-                        Some(ids) => ids,
-                        None => self.encode(text),
+                        Some(encoded) => encoded,
+                        None => self.encode_bounded(text),
                     }
                     .map_err(|message| Error::Encode {
                         path: batch.path.clone(),
@@ -181,39 +219,55 @@ impl TokenizerInfo {
     }
 
     /// The ids of `text` through the fast pre-tokenizer and the word cache: exactly those of
-    /// [`TokenizerInfo::encode`] (BPE encodes each pre-tokenized word on its own). `None` when
-    /// the text needs the full pipeline (it holds an added token).
+    /// [`TokenizerInfo::encode_bounded`] (BPE encodes each pre-tokenized word on its own).
+    /// `None` when the text needs the full pipeline (it holds an added token).
     fn encode_fast(
         &self,
         splitter: &Splitter,
         cache: &mut WordCache,
         text: &str,
-    ) -> Option<Result<Vec<u32>, String>> {
-        if cache.ids.len() >= WORD_CACHE {
+    ) -> Option<Result<Encoded, String>> {
+        if cache.bytes >= WORD_CACHE_BYTES {
             cache.ids.clear();
+            cache.bytes = 0;
         }
         let model = self.tokenizer.get_model();
-        let mut ids = Vec::with_capacity(text.len() / 3);
+        let mut encoded = Encoded {
+            ids: Vec::with_capacity(text.len() / 3),
+            long_pretokens: 0,
+        };
         let mut failure = None;
         let WordCache {
             ids: words,
+            bytes,
             normalized,
             input,
         } = cache;
         let split = splitter.split(text, normalized, |word| {
+            // The model input has one character per byte of the word.
+            if word.len() > self.max_pretoken_chars {
+                encoded.long_pretokens += 1;
+            }
             if let Some(known) = words.get(word) {
-                ids.extend_from_slice(known);
+                encoded.ids.extend_from_slice(known);
                 return;
             }
             splitter.model_input(word, input);
-            match model.tokenize(input) {
-                Ok(tokens) => {
-                    let word_ids: Box<[u32]> = tokens.iter().map(|t| t.id).collect();
-                    ids.extend_from_slice(&word_ids);
+            let start = encoded.ids.len();
+            let result = tokenize_in_pieces(model, input, self.max_pretoken_chars, |tokens| {
+                encoded.ids.extend(tokens.iter().map(|t| t.id));
+            });
+            match result {
+                Ok(()) if word.len() <= CACHED_WORD_BYTES => {
+                    let word_ids: Box<[u32]> = encoded.ids[start..].into();
+                    *bytes += word.len() + 4 * word_ids.len() + 64;
                     words.insert(word.to_owned(), word_ids);
                 }
+                Ok(()) => {}
                 Err(e) => {
-                    failure.get_or_insert_with(|| format!("word {word:?}: {e}"));
+                    failure.get_or_insert_with(|| {
+                        format!("word {:?}: {e}", truncate_for_message(word))
+                    });
                 }
             }
         });
@@ -222,11 +276,55 @@ impl TokenizerInfo {
         }
         Some(match failure {
             Some(message) => Err(message),
-            None => Ok(ids),
+            None => Ok(encoded),
         })
     }
 
-    /// Encodes one text without offsets (`encode_fast`): the ids are those of `encode`.
+    /// The ids of `text` through `tokenizers`' own pipeline (added tokens, normalizer,
+    /// pre-tokenizer, model, post-processor without special tokens), with each pre-token longer
+    /// than `max_pretoken_chars` given to the model in pieces. Without such a pre-token the ids
+    /// are [`TokenizerInfo::encode`]'s.
+    pub fn encode_bounded(&self, text: &str) -> Result<Encoded, String> {
+        let tokenizer = &self.tokenizer;
+        let model = tokenizer.get_model();
+        let mut pretokenized = tokenizer
+            .get_added_vocabulary()
+            .extract_and_normalize(tokenizer.get_normalizer(), text);
+        if let Some(pre_tokenizer) = tokenizer.get_pre_tokenizer() {
+            pre_tokenizer
+                .pre_tokenize(&mut pretokenized)
+                .map_err(|e| e.to_string())?;
+        }
+        let long_pretokens = std::cell::Cell::new(0u32);
+        pretokenized
+            .tokenize(|normalized| {
+                let input = normalized.get();
+                if input.len() > self.max_pretoken_chars
+                    && input.chars().count() > self.max_pretoken_chars
+                {
+                    long_pretokens.set(long_pretokens.get() + 1);
+                }
+                let mut tokens = Vec::new();
+                tokenize_in_pieces(model, input, self.max_pretoken_chars, |piece| {
+                    tokens.extend_from_slice(piece);
+                })
+                .map_err(|e| format!("word {:?}: {e}", truncate_for_message(input)))?;
+                Ok(tokens)
+            })
+            .map_err(|e| e.to_string())?;
+        let encoding = pretokenized
+            .into_encoding(None, 0, OffsetType::None)
+            .and_then(|encoding| tokenizer.post_process(encoding, None, false))
+            .map_err(|e| e.to_string())?;
+        Ok(Encoded {
+            ids: encoding.get_ids().to_vec(),
+            long_pretokens: long_pretokens.get(),
+        })
+    }
+
+    /// Encodes one text exactly as `tokenizers`' `encode_fast(text, false)` does: the reference
+    /// the dataset's ids are tested against. Its memory and time grow with the longest
+    /// pre-token; [`TokenizerInfo::encode_batch`] bounds them.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, String> {
         self.tokenizer
             .encode_fast(text, false)
@@ -243,4 +341,42 @@ impl TokenizerInfo {
                 message: e.to_string(),
             })
     }
+}
+
+/// Runs `model` over `input` in consecutive pieces of at most `limit` characters (one piece
+/// when it is no longer), handing each piece's tokens to `tokens` with offsets into `input`.
+fn tokenize_in_pieces(
+    model: &impl Model,
+    input: &str,
+    limit: usize,
+    mut tokens: impl FnMut(&[Token]),
+) -> tokenizers::Result<()> {
+    // Bytes bound characters from above: a short input needs no count.
+    if input.len() <= limit {
+        tokens(&model.tokenize(input)?);
+        return Ok(());
+    }
+    let mut start = 0;
+    while start < input.len() {
+        let end = input[start..]
+            .char_indices()
+            .nth(limit)
+            .map_or(input.len(), |(offset, _)| start + offset);
+        let mut piece = model.tokenize(&input[start..end])?;
+        for token in &mut piece {
+            token.offsets = (token.offsets.0 + start, token.offsets.1 + start);
+        }
+        tokens(&piece);
+        start = end;
+    }
+    Ok(())
+}
+
+/// The head of a word, for an error message about it.
+fn truncate_for_message(word: &str) -> &str {
+    let mut end = word.len().min(80);
+    while !word.is_char_boundary(end) {
+        end -= 1;
+    }
+    &word[..end]
 }

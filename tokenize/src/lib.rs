@@ -14,8 +14,8 @@ mod input;
 mod pipeline;
 mod report;
 
-pub use encode::TokenizerInfo;
+pub use encode::{DEFAULT_MAX_PRETOKEN_CHARS, Encoded, TokenizerInfo};
 pub use error::{Error, Result};
 pub use input::{DocBatch, Inputs, RowGroup};
 pub use pipeline::{PROGRESS_FILE, TokenizeConfig, TokenizeEvent, tokenize};
-pub use report::{Quantiles, TokenizeReport, document_lengths};
+pub use report::{LongPretokens, Quantiles, TokenizeReport, document_lengths};

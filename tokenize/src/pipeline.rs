@@ -13,10 +13,10 @@ use tinyforge_shards::{
     TaskInfo,
 };
 
-use crate::encode::TokenizerInfo;
+use crate::encode::{DEFAULT_MAX_PRETOKEN_CHARS, Encoded, TokenizerInfo};
 use crate::error::{Error, Result};
 use crate::input::{DocBatch, Inputs};
-use crate::report::TokenizeReport;
+use crate::report::{LongPretokens, TokenizeReport};
 
 /// Where partial progress is recorded; removed never (a finished run keeps it, marked complete).
 pub const PROGRESS_FILE: &str = "_progress.json";
@@ -38,6 +38,9 @@ pub struct TokenizeConfig {
     pub threads: usize,
     /// The EOS token (default: guessed from the vocabulary).
     pub eos: Option<String>,
+    /// Characters of one pre-token the model encodes at a time; a longer one is encoded in
+    /// pieces of this many (see [`TokenizerInfo::load`]).
+    pub max_pretoken_chars: usize,
 }
 
 impl TokenizeConfig {
@@ -54,13 +57,20 @@ impl TokenizeConfig {
             batch_rows: 1024,
             threads: 0,
             eos: None,
+            max_pretoken_chars: DEFAULT_MAX_PRETOKEN_CHARS,
         }
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.shard_tokens == 0 || self.frame_tokens == 0 || self.batch_rows == 0 {
+        if self.shard_tokens == 0
+            || self.frame_tokens == 0
+            || self.batch_rows == 0
+            || self.max_pretoken_chars == 0
+        {
             return Err(Error::Config(
-                "shard tokens, frame tokens and batch rows must be positive".into(),
+                "shard tokens, frame tokens, batch rows and max pre-token characters must be \
+                 positive"
+                    .into(),
             ));
         }
         Ok(())
@@ -89,6 +99,11 @@ struct ProgressRecord {
     /// Documents of this task covered by `shards`.
     documents_done: u64,
     text_bytes_done: u64,
+    /// Pre-tokens over the limit in the documents covered by `shards`, and their documents.
+    #[serde(default)]
+    long_pretokens: u64,
+    #[serde(default)]
+    long_pretoken_documents: u64,
     shards: Vec<ShardEntry>,
     complete: bool,
 }
@@ -100,7 +115,11 @@ pub fn tokenize(
 ) -> Result<TokenizeReport> {
     config.validate()?;
     let started = Instant::now();
-    let tokenizer = TokenizerInfo::load(&config.tokenizer, config.eos.as_deref())?;
+    let tokenizer = TokenizerInfo::load(
+        &config.tokenizer,
+        config.eos.as_deref(),
+        config.max_pretoken_chars,
+    )?;
     let inputs = Inputs::list(&config.docs_dir)?;
     let run = run_fingerprint(config, &tokenizer, &inputs);
     let groups = inputs.task_groups(config.task);
@@ -128,8 +147,8 @@ pub fn tokenize(
             &config.out,
             &manifest,
             (&tokenizer.eos_token, tokenizer.eos_source),
-            record.text_bytes_done,
-            0,
+            long_pretokens(&record, config),
+            (record.text_bytes_done, 0),
             resumed_shards,
             started.elapsed(),
         );
@@ -156,7 +175,7 @@ pub fn tokenize(
         .build()
         .map_err(|e| Error::Internal(e.to_string()))?;
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<DocBatch>(2);
-    let (encoded_tx, encoded_rx) = crossbeam_channel::bounded::<(DocBatch, Vec<Vec<u32>>)>(2);
+    let (encoded_tx, encoded_rx) = crossbeam_channel::bounded::<(DocBatch, Vec<Encoded>)>(2);
     let skip = record.documents_done;
     let mut text_bytes_this_run = 0u64;
 
@@ -172,15 +191,33 @@ pub fn tokenize(
         });
         let (record, writer, progress_path) = (&mut record, &mut writer, &progress_path);
         let writer_thread = scope.spawn(move || -> Result<()> {
-            // Text bytes of documents written since the last finished shard.
-            let mut pending_bytes = 0u64;
-            for (batch, tokens) in encoded_rx.iter() {
-                for ((id, doc), text) in batch.ids.iter().zip(&tokens).zip(&batch.texts) {
+            // Text bytes and long pre-tokens of documents written since the last finished shard.
+            let mut pending = Pending::default();
+            for (batch, encoded) in encoded_rx.iter() {
+                for (row, ((id, doc), text)) in
+                    batch.ids.iter().zip(&encoded).zip(&batch.texts).enumerate()
+                {
                     record.documents_done += 1;
-                    pending_bytes += text.len() as u64;
-                    if let Some(entry) = writer.push_document(*id, doc)? {
+                    pending.text_bytes += text.len() as u64;
+                    if doc.long_pretokens > 0 {
+                        pending.long_pretokens += u64::from(doc.long_pretokens);
+                        pending.long_pretoken_documents += 1;
+                        // The first few by name; the report counts them all.
+                        if record.long_pretoken_documents + pending.long_pretoken_documents
+                            <= LONG_PRETOKENS_NAMED
+                        {
+                            tracing::warn!(
+                                "{}: row {}: {} pre-tokens over {} characters, encoded in pieces",
+                                batch.path.display(),
+                                batch.first_row + row as u64,
+                                doc.long_pretokens,
+                                config.max_pretoken_chars
+                            );
+                        }
+                    }
+                    if let Some(entry) = writer.push_document(*id, &doc.ids)? {
                         // The shard ends with this document: everything up to here is durable.
-                        record.text_bytes_done += std::mem::take(&mut pending_bytes);
+                        pending.settle(record);
                         record.shards.push(entry);
                         events(TokenizeEvent::ShardDone {
                             index: record.shards.len() - 1,
@@ -193,7 +230,7 @@ pub fn tokenize(
                     bytes: batch.bytes,
                 });
             }
-            record.text_bytes_done += pending_bytes;
+            pending.settle(record);
             Ok(())
         });
         let mut result = Ok(());
@@ -233,11 +270,39 @@ pub fn tokenize(
         &config.out,
         &manifest,
         (&tokenizer.eos_token, tokenizer.eos_source),
-        record.text_bytes_done,
-        text_bytes_this_run,
+        long_pretokens(&record, config),
+        (record.text_bytes_done, text_bytes_this_run),
         resumed_shards,
         started.elapsed(),
     )
+}
+
+/// Documents named in the log for their long pre-tokens.
+const LONG_PRETOKENS_NAMED: u64 = 10;
+
+/// What documents written since the last finished shard add to the progress record.
+#[derive(Default)]
+struct Pending {
+    text_bytes: u64,
+    long_pretokens: u64,
+    long_pretoken_documents: u64,
+}
+
+impl Pending {
+    fn settle(&mut self, record: &mut ProgressRecord) {
+        let done = std::mem::take(self);
+        record.text_bytes_done += done.text_bytes;
+        record.long_pretokens += done.long_pretokens;
+        record.long_pretoken_documents += done.long_pretoken_documents;
+    }
+}
+
+fn long_pretokens(record: &ProgressRecord, config: &TokenizeConfig) -> LongPretokens {
+    LongPretokens {
+        max_chars: config.max_pretoken_chars,
+        pretokens: record.long_pretokens,
+        documents: record.long_pretoken_documents,
+    }
 }
 
 /// Everything the output depends on: a rerun with a different value must not resume.
@@ -262,6 +327,10 @@ fn run_fingerprint(config: &TokenizeConfig, tokenizer: &TokenizerInfo, inputs: &
     hash.update(config.frame_tokens.to_le_bytes());
     hash.update(config.zstd_level.to_le_bytes());
     hash.update(config.task.count.to_le_bytes());
+    // Only a limit other than the default: runs from before the limit existed still resume.
+    if config.max_pretoken_chars != DEFAULT_MAX_PRETOKEN_CHARS {
+        hash.update(config.max_pretoken_chars.to_le_bytes());
+    }
     hex::encode(&hash.finalize()[..16])
 }
 
@@ -271,6 +340,8 @@ fn load_progress(path: &Path, run: &str, task: Shard, out: &Path) -> Result<Prog
         task,
         documents_done: 0,
         text_bytes_done: 0,
+        long_pretokens: 0,
+        long_pretoken_documents: 0,
         shards: Vec::new(),
         complete: false,
     };

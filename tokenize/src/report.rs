@@ -31,8 +31,19 @@ pub struct TokenizeReport {
     /// Shard bytes / text bytes.
     pub bytes_per_text_byte: f64,
     pub tokens_per_document: Quantiles,
+    /// Pre-tokens longer than the limit, encoded in pieces (whole dataset).
+    pub long_pretokens: LongPretokens,
     /// This run only (a resumed run skips finished shards).
     pub run: RunStats,
+}
+
+/// Pre-tokens the model received in pieces: their ids differ from `tokenizers`' near the cuts.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LongPretokens {
+    /// The limit, in characters of model input (bytes of text for byte-level tokenizers).
+    pub max_chars: usize,
+    pub pretokens: u64,
+    pub documents: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,8 +91,9 @@ impl TokenizeReport {
         out: &Path,
         manifest: &Manifest,
         (eos_token, eos_source): (&str, &str),
-        text_bytes: u64,
-        run_text_bytes: u64,
+        long_pretokens: LongPretokens,
+        // UTF-8 bytes of the dataset's documents, and of those this run wrote.
+        (text_bytes, run_text_bytes): (u64, u64),
         resumed_shards: usize,
         elapsed: Duration,
     ) -> Result<Self> {
@@ -104,6 +116,7 @@ impl TokenizeReport {
             compression_ratio: ratio(raw, bytes),
             bytes_per_text_byte: ratio(bytes, text_bytes),
             tokens_per_document: Quantiles::of(&mut lengths),
+            long_pretokens,
             run: RunStats {
                 text_bytes: run_text_bytes,
                 elapsed_s,

@@ -8,7 +8,9 @@ use arrow::datatypes::{DataType, Field, Schema};
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 use tinyforge_shards::{Dataset, Dtype, merge, verify};
-use tinyforge_tokenize::{TokenizeConfig, TokenizerInfo, tokenize};
+use tinyforge_tokenize::{DEFAULT_MAX_PRETOKEN_CHARS, TokenizeConfig, TokenizerInfo, tokenize};
+
+mod long;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -117,7 +119,7 @@ fn real_documents_round_trip_through_u16_shards() {
         &|_| {},
     )
     .unwrap();
-    let tokenizer = TokenizerInfo::load(&tokenizer_path, None).unwrap();
+    let tokenizer = TokenizerInfo::load(&tokenizer_path, None, DEFAULT_MAX_PRETOKEN_CHARS).unwrap();
     assert_eq!(report.documents, docs.len() as u64);
     assert_eq!(report.dtype, "u16");
     assert!(
@@ -203,7 +205,7 @@ fn qwen3_tokenizer_writes_u32_shards_when_present() {
     assert_eq!(report.dtype, "u32");
     // The EOS is the one Qwen3's tokenizer_config.json names (as transformers, Megatron and
     // MosaicML take it), not the first usual spelling (<|endoftext|>, 151643).
-    let tokenizer = TokenizerInfo::load(&qwen, None).unwrap();
+    let tokenizer = TokenizerInfo::load(&qwen, None, DEFAULT_MAX_PRETOKEN_CHARS).unwrap();
     assert_eq!(
         (tokenizer.eos_token.as_str(), tokenizer.eos_id),
         ("<|im_end|>", 151_645)
@@ -213,7 +215,7 @@ fn qwen3_tokenizer_writes_u32_shards_when_present() {
     let without = root.path().join("bare/tokenizer.json");
     std::fs::create_dir_all(without.parent().unwrap()).unwrap();
     std::fs::copy(&qwen, &without).unwrap();
-    let bare = TokenizerInfo::load(&without, None).unwrap();
+    let bare = TokenizerInfo::load(&without, None, DEFAULT_MAX_PRETOKEN_CHARS).unwrap();
     assert_eq!(
         (bare.eos_id, bare.eos_source),
         (151_643, "the usual spellings")
