@@ -154,4 +154,80 @@ mod tests {
             }
         });
     }
+
+    /// A typed flag is refused while the command line is parsed, with its spellings.
+    #[test]
+    fn wrong_spellings_fail_at_parse_time_naming_the_allowed_ones() {
+        use clap::Parser;
+        let error = |argv: &[&str]| match super::Cli::try_parse_from(argv) {
+            Ok(cli) => panic!("{argv:?} parsed: {cli:?}"),
+            Err(error) => error.to_string(),
+        };
+        let required: &[(&str, &[&str])] = &[
+            ("train", &[]),
+            (
+                "score",
+                &[
+                    "--checkpoint",
+                    "c",
+                    "--data",
+                    "d",
+                    "--plan",
+                    "p",
+                    "--out",
+                    "o",
+                ],
+            ),
+            ("eval", &["--checkpoint", "c"]),
+            ("generate", &["c", "--prompt", "p"]),
+            (
+                "inherit",
+                &[
+                    "--teacher",
+                    "t",
+                    "--student",
+                    "s",
+                    "--calib",
+                    "c",
+                    "--out",
+                    "o",
+                ],
+            ),
+        ];
+        for (command, args) in required {
+            let mut argv = vec!["tinyforge", command];
+            argv.extend_from_slice(args);
+            let message = error(&[argv.as_slice(), &["--device", "gpu"]].concat());
+            assert!(
+                message.contains("invalid value 'gpu' for '--device <DEVICE>'")
+                    && message.contains("auto, cpu, cuda, cuda:N"),
+                "{command}: {message}"
+            );
+            let parsed =
+                super::Cli::try_parse_from([argv.as_slice(), &["--device", "cuda:1"]].concat());
+            assert!(parsed.is_ok(), "{command}: {parsed:?}");
+        }
+        let message = error(&["tinyforge", "train", "--precision", "fp16"]);
+        assert!(message.contains("auto, bf16, fp32"), "{message}");
+        let inherit = [
+            "tinyforge",
+            "inherit",
+            "--teacher",
+            "t",
+            "--student",
+            "s",
+            "--calib",
+            "c",
+        ];
+        let message = error(&[&inherit[..], &["--out", "o", "--criterion", "l3"]].concat());
+        assert!(
+            message.contains("l1, l2, taylor, activation, mask"),
+            "{message}"
+        );
+        let message = error(&["tinyforge", "ingest", "x", "--on-error", "ignore"]);
+        assert!(
+            message.contains("[possible values: skip, fail]"),
+            "{message}"
+        );
+    }
 }

@@ -22,14 +22,18 @@ fn model_error(e: impl std::fmt::Display) -> Error {
 
 impl TorchModel {
     /// Loads the Hugging Face LLaMA-family folder `dir` (config.json + safetensors, single or
-    /// sharded; no training state needed) onto `device` (`cpu`, `cuda`, `cuda:N`, `auto`).
-    pub fn load(dir: &Path, device: &str, max_length: Option<usize>) -> Result<Self> {
+    /// sharded; no training state needed) onto `device`, in bf16 on CUDA and fp32 on the CPU.
+    pub fn load(
+        dir: &Path,
+        device: tinyforge_model::Device,
+        max_length: Option<usize>,
+    ) -> Result<Self> {
         let bad = |e: tinyforge_train::Error| Error::Checkpoint {
             path: dir.to_path_buf(),
             message: e.to_string(),
         };
-        let device = tinyforge_train::parse_device(device).map_err(bad)?;
-        let compute = tinyforge_train::parse_precision("auto", device).map_err(bad)?;
+        let device = tinyforge_train::torch_device(device);
+        let compute = tinyforge_train::compute_kind(tinyforge_model::Precision::Auto, device);
         let model = Model::load_hf(dir, device, compute).map_err(bad)?;
         let window = model.config().max_seq_len;
         Ok(TorchModel {

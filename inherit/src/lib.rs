@@ -39,9 +39,10 @@ pub use scores::{OnProgress, UnitScores, grad_windows, lm_loss};
 pub use select::{Depth, Width, select_layers, select_width, top_k};
 pub use student::resolve_student;
 
-/// How the units of each layer are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// How the units of each layer are ranked (`--criterion`; serde and the flag share the
+/// spellings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Criterion {
     L1,
     L2,
@@ -50,21 +51,44 @@ pub enum Criterion {
     Mask,
 }
 
+impl Criterion {
+    /// Every criterion, in the order help texts list them.
+    pub const ALL: [Criterion; 5] = [
+        Criterion::L1,
+        Criterion::L2,
+        Criterion::Taylor,
+        Criterion::Activation,
+        Criterion::Mask,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Criterion::L1 => "l1",
+            Criterion::L2 => "l2",
+            Criterion::Taylor => "taylor",
+            Criterion::Activation => "activation",
+            Criterion::Mask => "mask",
+        }
+    }
+}
+
+impl std::fmt::Display for Criterion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for Criterion {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "l1" => Criterion::L1,
-            "l2" => Criterion::L2,
-            "taylor" => Criterion::Taylor,
-            "activation" => Criterion::Activation,
-            "mask" => Criterion::Mask,
-            _ => {
-                return Err(Error::Config(format!(
-                    "criterion `{s}`: expected l1, l2, taylor, activation or mask"
-                )));
-            }
-        })
+        Criterion::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown criterion `{s}` (expected one of: l1, l2, taylor, activation, mask)"
+                ))
+            })
     }
 }
 
@@ -377,4 +401,32 @@ fn score_units(
         }
     };
     Ok(scored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_criterion_spelling_round_trips_through_flag_and_serde() {
+        for criterion in Criterion::ALL {
+            let name = criterion.to_string();
+            assert_eq!(name.parse::<Criterion>().unwrap(), criterion);
+            let json = serde_json::to_string(&criterion).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Criterion>(&json).unwrap(), criterion);
+        }
+        let error = "l3".parse::<Criterion>().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "unknown criterion `l3` (expected one of: l1, l2, taylor, activation, mask)"
+        );
+        let error = serde_json::from_str::<Criterion>("\"Taylor\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`l1`, `l2`, `taylor`, `activation`, `mask`"),
+            "{error}"
+        );
+    }
 }

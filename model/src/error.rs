@@ -35,6 +35,13 @@ pub enum Error {
     /// A checkpoint folder or safetensors file that does not hold what the config implies.
     #[error("{path}: {message}", path = path.display())]
     Checkpoint { path: PathBuf, message: String },
+    /// A flag or config value outside its allowed spellings (a device, a precision).
+    #[error("unknown {what} `{value}` (expected one of: {allowed})")]
+    UnknownValue {
+        what: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
     /// A bug in this crate (not bad input).
     #[error("internal error: {0}")]
     Internal(String),

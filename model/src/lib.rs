@@ -3,11 +3,13 @@
 //! and Mistral blocks; anything else refused by field and value), the tensor names and roles
 //! ([`tensor_specs`]), safetensors I/O ([`Weights`]: single file or sharded index), parameter
 //! counting, the checkpoint folder's file names, the tokenizer and generation configs that
-//! make a folder load in transformers as it is, and GGUF export for llama.cpp
-//! ([`export_gguf`]). vocab, train, eval and inherit use it.
+//! make a folder load in transformers as it is, GGUF export for llama.cpp ([`export_gguf`]),
+//! and where a model runs ([`Device`], [`Precision`]: the spellings of flags and configs).
+//! vocab, train, eval and inherit use it.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod config;
+mod device;
 mod error;
 mod folder;
 mod gguf;
@@ -17,6 +19,7 @@ mod tokenizer;
 mod weights;
 
 pub use config::{AttentionBias, ModelConfig, ModelOptions, builtin_names};
+pub use device::{Device, Precision};
 pub use error::{Error, Result};
 pub use folder::{
     CONFIG_FILE, INDEX_FILE, MODEL_FILE, newest_step, step_dir_name, step_of_dir_name,

@@ -9,6 +9,7 @@ use tinyforge_eval::{
     TextEncoder, evaluate_task, load_task, perplexity_of_dataset, perplexity_of_held_out,
     perplexity_of_texts,
 };
+use tinyforge_model::Device;
 
 use crate::cli::GlobalArgs;
 use crate::progress::{Progress, Unit};
@@ -44,8 +45,8 @@ pub struct EvalArgs {
     pub seed: u64,
     /// cpu (pure-Rust forward, no libtorch), or cuda / cuda:N / auto (libtorch: the binary
     /// must be built with --features train).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
     /// Padded tokens per forward pass (batch size x longest request).
     #[arg(long, default_value_t = 8192)]
     pub batch_tokens: usize,
@@ -96,17 +97,17 @@ fn load_encoder(args: &EvalArgs) -> anyhow::Result<HfTokenizer> {
 }
 
 fn load_model(args: &EvalArgs) -> anyhow::Result<Box<dyn LanguageModel>> {
-    load_model_at(&args.checkpoint, &args.device, args.max_length)
+    load_model_at(&args.checkpoint, args.device, args.max_length)
 }
 
 /// The model of a checkpoint folder on `device`: the pure-Rust forward on `cpu`, libtorch's
 /// otherwise.
 pub(crate) fn load_model_at(
     checkpoint: &Path,
-    device: &str,
+    device: Device,
     max_length: Option<usize>,
 ) -> anyhow::Result<Box<dyn LanguageModel>> {
-    if device == "cpu" {
+    if device == Device::Cpu {
         let model = LlamaModel::load(checkpoint, max_length)
             .with_context(|| format!("loading {}", checkpoint.display()))?;
         return Ok(Box::new(model));
@@ -118,7 +119,7 @@ pub(crate) fn load_model_at(
 #[cfg(feature = "train")]
 fn torch_model(
     checkpoint: &Path,
-    device: &str,
+    device: Device,
     max_length: Option<usize>,
 ) -> anyhow::Result<Box<dyn LanguageModel>> {
     let model = tinyforge_eval::TorchModel::load(checkpoint, device, max_length)
@@ -129,7 +130,7 @@ fn torch_model(
 #[cfg(not(feature = "train"))]
 fn torch_model(
     _checkpoint: &Path,
-    device: &str,
+    device: Device,
     _max_length: Option<usize>,
 ) -> anyhow::Result<Box<dyn LanguageModel>> {
     bail!(

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use tinyforge_eval::{HfTokenizer, Sampling, TextEncoder};
+use tinyforge_model::Device;
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -37,8 +38,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// cpu (pure-Rust forward), or cuda / cuda:N / auto (libtorch; a build with --features train).
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
+    #[arg(long, default_value_t = Device::Cpu)]
+    pub device: Device,
 }
 
 /// The ids generation stops at: `generation_config.json`'s `eos_token_id` (one id or a list),
@@ -75,7 +76,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     let stop = stop_tokens(&checkpoint)?;
     let tokenizer = HfTokenizer::from_file(&tokenizer_path, stop.first().copied())?;
-    let model = super::eval::load_model_at(&checkpoint, &args.device, None)?;
+    let model = super::eval::load_model_at(&checkpoint, args.device, None)?;
     let prompt = tokenizer.encode(&args.prompt)?;
     let sampling = Sampling {
         max_new_tokens: args.max_new_tokens,

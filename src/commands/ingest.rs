@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use tinyforge_ingest::{
     Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions,
 };
@@ -82,8 +83,8 @@ pub struct IngestArgs {
     #[arg(long, conflicts_with = "shard")]
     pub dedup_rewrite: Option<ShardSpec>,
     /// What a malformed record does: skip (count it, write it to the rejects file) or fail.
-    #[arg(long, value_parser = ["skip", "fail"])]
-    pub on_error: Option<String>,
+    #[arg(long, value_parser = parse_on_error())]
+    pub on_error: Option<OnError>,
     /// Target part size in MiB of input.
     #[arg(long)]
     pub part_size_mb: Option<f64>,
@@ -116,6 +117,14 @@ fn parse_format(text: &str) -> Result<Format, String> {
         .map_err(|_| format!("one of {}", Format::NAMES))
 }
 
+/// `--on-error`, its spellings listed in the help.
+fn parse_on_error() -> impl TypedValueParser<Value = OnError> {
+    PossibleValuesParser::new(["skip", "fail"]).map(|text| match text.as_str() {
+        "fail" => OnError::Fail,
+        _ => OnError::Skip,
+    })
+}
+
 pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     let (mut options, origin) = match &args.config {
         Some(path) => (IngestOptions::from_file(path)?, path.display().to_string()),
@@ -143,9 +152,8 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             keep: args.keep.clone(),
         });
     }
-    if args.out.is_some() {
-        options.out = args.out.clone();
-    }
+    // A flag given replaces the file's value (docs/ARCHITECTURE.md, "Configuration").
+    options.out = args.out.clone().or(options.out);
     // An object-store output: the stage writes a local staging folder, made to hold first the
     // remote state this step needs, and uploads what changed when done, markers last.
     let output = match options
@@ -176,13 +184,7 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.no_dedup {
         options.dedup = Some(false);
     }
-    if let Some(on_error) = &args.on_error {
-        options.on_error = Some(if on_error == "fail" {
-            OnError::Fail
-        } else {
-            OnError::Skip
-        });
-    }
+    options.on_error = args.on_error.or(options.on_error);
     let shard = args.shard.unwrap_or_default().resolve()?;
     let mut config = options.resolve(&origin, shard)?;
     if let Some(output) = &output {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use tinyforge_inherit::{Criterion, Depth, InheritConfig, MaskOptions};
+use tinyforge_train::Device;
 
 use crate::cli::GlobalArgs;
 use crate::progress::{Progress, Unit};
@@ -38,8 +39,8 @@ pub struct InheritArgs {
     pub calib: PathBuf,
     /// How units are ranked: l1, l2 (magnitude), taylor (|w * dL/dw|), activation (Minitron),
     /// mask (learned hard-concrete gates).
-    #[arg(long, default_value = "taylor")]
-    pub criterion: String,
+    #[arg(long, default_value_t = Criterion::Taylor)]
+    pub criterion: Criterion,
     /// Which teacher layers: uniform, block (block importance on the calibration data), or a
     /// list such as 0,3,7,11. The first and last are always kept by uniform and block.
     #[arg(long, default_value = "block")]
@@ -64,8 +65,8 @@ pub struct InheritArgs {
     #[arg(long, default_value_t = 0.1)]
     pub mask_lr: f64,
     /// auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[arg(long, default_value_t = Device::Auto)]
+    pub device: Device,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Student folder to write; it must not exist unless --overwrite.
@@ -77,7 +78,6 @@ pub struct InheritArgs {
 }
 
 pub fn run(args: InheritArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let criterion: Criterion = args.criterion.parse()?;
     let depth: Depth = args.layers.parse()?;
     let student = tinyforge_model::ModelOptions::load(&args.student)
         .with_context(|| format!("--student {}", args.student))?;
@@ -89,7 +89,7 @@ pub fn run(args: InheritArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         calib_sequences: args.calib_sequences,
         calib_len: args.calib_len,
         batch: args.batch,
-        criterion,
+        criterion: args.criterion,
         depth,
         grad_budget_bytes: args.grad_budget_mib << 20,
         mask: MaskOptions {
@@ -97,7 +97,7 @@ pub fn run(args: InheritArgs, global: &GlobalArgs) -> anyhow::Result<()> {
             lr: args.mask_lr,
             ..MaskOptions::default()
         },
-        device: tinyforge_train::parse_device(&args.device)?,
+        device: tinyforge_train::torch_device(args.device),
         seed: args.seed,
         out: args.out,
         overwrite: args.overwrite,

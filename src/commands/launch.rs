@@ -76,12 +76,12 @@ const CHILD: &str = "TINYFORGE_NPROC_CHILD";
 /// several ranks) and its world, joined.
 pub fn join(
     args: &DistArgs,
-    device: tinyforge_train::Device,
-) -> anyhow::Result<(World, tinyforge_train::Device)> {
+    device: tinyforge_train::TorchDevice,
+) -> anyhow::Result<(World, tinyforge_train::TorchDevice)> {
     let launch = Launch::from_env(&args.flags())?;
     let device = match device {
-        tinyforge_train::Device::Cuda(_) if launch.world > 1 => {
-            tinyforge_train::Device::Cuda(launch.local_rank)
+        tinyforge_train::TorchDevice::Cuda(_) if launch.world > 1 => {
+            tinyforge_train::TorchDevice::Cuda(launch.local_rank)
         }
         d => d,
     };

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use tinyforge_train::Device;
 
 use crate::cli::GlobalArgs;
 use crate::commands::launch::{self, DistArgs};
@@ -35,8 +36,8 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = 16)]
     pub micro_batch: usize,
     /// auto, cpu, cuda, cuda:N.
-    #[arg(long, default_value = "auto")]
-    pub device: String,
+    #[arg(long, default_value_t = Device::Auto)]
+    pub device: Device,
     #[command(flatten)]
     pub dist: DistArgs,
 }
@@ -45,7 +46,7 @@ pub fn run(args: ScoreArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if let Some(n) = args.dist.spawns() {
         return launch::spawn_local(n, &args.dist);
     }
-    let device = tinyforge_train::parse_device(&args.device)?;
+    let device = tinyforge_train::torch_device(args.device);
     let (world, device) = launch::join(&args.dist, device)?;
     let global = &launch::rank_globals(&world, global);
     let progress = Progress::new(global, "score", 0, Unit::Items("batches"));

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use tinyforge_train::{Callbacks, Event, StepMetrics, TrainOptions};
+use tinyforge_train::{Callbacks, Device, Event, Precision, StepMetrics, TrainOptions};
 
 use crate::cli::GlobalArgs;
 use crate::commands::launch::{self, DistArgs};
@@ -54,10 +54,10 @@ pub struct TrainArgs {
     pub steps: Option<u64>,
     /// auto, cpu, cuda, cuda:N.
     #[arg(long)]
-    pub device: Option<String>,
+    pub device: Option<Device>,
     /// auto (bf16 on CUDA, fp32 on CPU), bf16, fp32.
     #[arg(long)]
-    pub precision: Option<String>,
+    pub precision: Option<Precision>,
     #[arg(long)]
     pub seed: Option<u64>,
     #[arg(long)]
@@ -102,36 +102,34 @@ pub enum ModelCommand {
 }
 
 pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let file = match &args.config {
+    let mut opts = match &args.config {
         Some(p) => TrainOptions::load(p)?,
         None => TrainOptions::default(),
     };
-    let flags = TrainOptions {
-        model: args.model.clone(),
-        data: args.data.clone(),
-        out: args.out.clone(),
-        seq_len: args.seq_len,
-        batch_size: args.batch_size,
-        micro_batch: args.micro_batch,
-        lr: args.lr,
-        max_steps: args.steps,
-        device: args.device.clone(),
-        precision: args.precision.clone(),
-        seed: args.seed,
-        checkpoint_every: args.checkpoint_every,
-        eval_every: args.eval_every,
-        init_from: args.init_from.clone(),
-        zero_stage: args.zero_stage,
-        ..Default::default()
-    };
-    let mut opts = file.merge(flags);
+    // A flag given replaces the file's value (docs/ARCHITECTURE.md, "Configuration").
+    opts.model = args.model.or(opts.model);
+    opts.data = args.data.or(opts.data);
+    opts.out = args.out.or(opts.out);
+    opts.seq_len = args.seq_len.or(opts.seq_len);
+    opts.batch_size = args.batch_size.or(opts.batch_size);
+    opts.micro_batch = args.micro_batch.or(opts.micro_batch);
+    opts.lr = args.lr.or(opts.lr);
+    opts.max_steps = args.steps.or(opts.max_steps);
+    opts.device = args.device.or(opts.device);
+    opts.precision = args.precision.or(opts.precision);
+    opts.seed = args.seed.or(opts.seed);
+    opts.checkpoint_every = args.checkpoint_every.or(opts.checkpoint_every);
+    opts.eval_every = args.eval_every.or(opts.eval_every);
+    opts.init_from = args.init_from.or(opts.init_from);
+    opts.zero_stage = args.zero_stage.or(opts.zero_stage);
     if let Some(n) = args.dist.spawns() {
         return launch::spawn_local(n, &args.dist);
     }
     tracing::info!(runtime = %tinyforge_train::runtime_info(), "libtorch");
-    let device = tinyforge_train::parse_device(opts.device.as_deref().unwrap_or("auto"))?;
+    let device = tinyforge_train::torch_device(opts.device.unwrap_or_default());
     let (world, device) = launch::join(&args.dist, device)?;
-    opts.device = Some(device_name(device));
+    // Each rank trains on the device it joined with (cuda:LOCAL_RANK on several GPUs).
+    opts.device = Some(tinyforge_train::device_name(device));
     let global = &launch::rank_globals(&world, global);
     if args.synthetic {
         return synthetic(opts, &world, global);
@@ -141,13 +139,6 @@ pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         crate::output::json(&report)?;
     }
     Ok(())
-}
-
-pub(crate) fn device_name(d: tinyforge_train::Device) -> String {
-    match d {
-        tinyforge_train::Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".into(),
-    }
 }
 
 fn synthetic(

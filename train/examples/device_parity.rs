@@ -28,8 +28,8 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let arg = |i: usize, d: &str| a.get(i).cloned().unwrap_or_else(|| d.to_string());
     let cfg = ModelOptions::load(&arg(0, "tiny"))?.resolve(Some(32_000))?;
     let (seq, batch): (i64, i64) = (arg(1, "256").parse()?, arg(2, "4").parse()?);
-    let device = tinyforge_train::parse_device(&arg(3, "auto"))?;
-    let kind = tinyforge_train::parse_precision(&arg(4, "auto"), device)?;
+    let device = tinyforge_train::torch_device(arg(3, "auto").parse()?);
+    let kind = tinyforge_train::compute_kind(arg(4, "auto").parse()?, device);
     tch::manual_seed(11);
     let cpu = Model::new(&cfg, Device::Cpu, Kind::Float, 11)?;
     let mut dev = Model::zeros(&cfg, device, kind)?;

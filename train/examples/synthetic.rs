@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seq_len: Some(arg(1, "256").parse()?),
         batch_size: Some(arg(2, "16").parse()?),
         micro_batch: Some(arg(3, "16").parse()?),
-        device: Some(arg(5, "auto")),
+        device: Some(arg(5, "auto").parse()?),
         ..Default::default()
     };
     let cfg = opts.resolve(Some(256))?;

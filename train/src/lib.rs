@@ -8,6 +8,7 @@
 
 pub mod checkpoint;
 mod data;
+mod device;
 pub mod dist;
 mod error;
 mod losses;
@@ -23,6 +24,7 @@ mod tensorboard;
 mod trainer;
 
 pub use data::{Batch, ListPlan, MemoryTokens, RoundPlan, UnitSource, load_batch};
+pub use device::{compute_kind, device_name, precision_name, torch_device};
 pub use error::{Error, Result};
 pub use losses::{LossRecorder, read_table as read_loss_table, write_table as write_loss_table};
 pub use metrics::{Record, StepMetrics, ValMetrics, loss_svg, plot_loss, read_records};
@@ -35,43 +37,12 @@ pub use pipeline::{
 };
 pub use score::{ScoreReport, score_plan};
 pub use synthetic::{SequentialPlan, SinglePlan, SyntheticReport, SyntheticTokens, synthetic_run};
-pub use tch::Device;
-pub use tinyforge_model::{AttentionBias, ModelConfig, ModelOptions};
+/// libtorch's device (what [`torch_device`] resolves a [`Device`] to).
+pub use tch::Device as TorchDevice;
+pub use tinyforge_model::{AttentionBias, Device, ModelConfig, ModelOptions, Precision};
 pub use trainer::{
     Callbacks, Event, LoopConfig, Planner, Silent, TrainReport, Validation, train_with,
 };
-
-/// Pick the device: `cpu`, `cuda`, `cuda:N`, or `auto` (CUDA when libtorch sees a GPU).
-pub fn parse_device(s: &str) -> Result<tch::Device> {
-    match s {
-        "auto" => Ok(tch::Device::cuda_if_available()),
-        "cpu" => Ok(tch::Device::Cpu),
-        "cuda" => Ok(tch::Device::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|i| i.parse().ok())
-            .map(tch::Device::Cuda)
-            .ok_or_else(|| {
-                Error::Config(format!("unknown device `{s}` (auto, cpu, cuda, cuda:N)"))
-            }),
-    }
-}
-
-/// Compute dtype: `auto` is bf16 on CUDA and fp32 on CPU; `bf16` and `fp32` force it.
-pub fn parse_precision(s: &str, device: tch::Device) -> Result<tch::Kind> {
-    match s {
-        "auto" => Ok(if device.is_cuda() {
-            tch::Kind::BFloat16
-        } else {
-            tch::Kind::Float
-        }),
-        "bf16" => Ok(tch::Kind::BFloat16),
-        "fp32" => Ok(tch::Kind::Float),
-        _ => Err(Error::Config(format!(
-            "unknown precision `{s}` (auto, bf16, fp32)"
-        ))),
-    }
-}
 
 /// What libtorch sees: version-independent facts for logs and `tinyforge model info`.
 pub fn runtime_info() -> serde_json::Value {

@@ -1,6 +1,8 @@
 //! The train config file (`configs/train-*.toml`) as written: every field optional, unknown
-//! fields refused; command-line flags override; `resolve` validates into a [`TrainConfig`].
+//! fields refused; the command sets the fields its flags give (flags over file); `resolve`
+//! validates into a [`TrainConfig`].
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -8,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::optim::AdamWConfig;
 use crate::trainer::LoopConfig;
-use tinyforge_model::ModelOptions;
+use tinyforge_model::{Device, ModelOptions, Precision};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -42,8 +44,10 @@ pub struct TrainOptions {
     pub eval_every: Option<u64>,
     pub max_steps: Option<u64>,
     pub init_from: Option<PathBuf>,
-    pub device: Option<String>,
-    pub precision: Option<String>,
+    /// auto (CUDA when libtorch sees a GPU), cpu, cuda, cuda:N.
+    pub device: Option<Device>,
+    /// auto (bf16 on CUDA, fp32 on the CPU), bf16, fp32.
+    pub precision: Option<Precision>,
     pub prefetch: Option<usize>,
     /// Optimizer state over the ranks of a multi-process run: 0 replicated (plain data
     /// parallel), 1 ZeRO-1 (sharded; the paper's setting, and the default).
@@ -58,8 +62,9 @@ pub struct RoundOptions {
     /// units it reads, each at most once in a seeded order (1.0 = every unit once; less for a
     /// quick run over a sample of a large dataset).
     pub fraction: Option<f64>,
-    /// How to select: `softmax-loss` (paper), `top-loss`, `uniform`.
-    pub select: Option<String>,
+    /// How to select: `softmax-loss` (paper; the default after round 1), `top-loss`,
+    /// `uniform`; round 1 is `all` (the default there, and its only method).
+    pub select: Option<Selection>,
     /// Softmax temperature (paper: 1).
     pub temperature: Option<f64>,
 }
@@ -72,6 +77,7 @@ pub struct RoundSpec {
     pub temperature: f64,
 }
 
+/// How a round picks its batches from the previous round's losses (`select = "..."`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Selection {
@@ -80,6 +86,26 @@ pub enum Selection {
     SoftmaxLoss,
     TopLoss,
     Uniform,
+}
+
+impl Selection {
+    /// The methods of a round after the first, as spelled in a config.
+    pub const AFTER_FIRST: &'static str = "softmax-loss, top-loss, uniform";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Selection::All => "all",
+            Selection::SoftmaxLoss => "softmax-loss",
+            Selection::TopLoss => "top-loss",
+            Selection::Uniform => "uniform",
+        }
+    }
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A validated training run.
@@ -101,43 +127,6 @@ impl TrainOptions {
         })
     }
 
-    /// `other`'s set fields win (flags over file).
-    pub fn merge(self, other: TrainOptions) -> Self {
-        macro_rules! pick {
-            ($($f:ident),*) => { TrainOptions { $($f: other.$f.or(self.$f)),* } };
-        }
-        pick!(
-            model,
-            data,
-            val_data,
-            val_units,
-            out,
-            seq_len,
-            batch_size,
-            micro_batch,
-            lr,
-            ref_batch_tokens,
-            warmup,
-            min_lr_ratio,
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-            grad_clip,
-            seed,
-            checkpoint_every,
-            keep_checkpoints,
-            eval_every,
-            max_steps,
-            init_from,
-            device,
-            precision,
-            prefetch,
-            zero_stage,
-            rounds
-        )
-    }
-
     /// Validate. `dataset_vocab` is the token dataset's vocabulary size (fills a model config
     /// that leaves it out).
     pub fn resolve(&self, dataset_vocab: Option<usize>) -> Result<TrainConfig> {
@@ -149,8 +138,8 @@ impl TrainOptions {
                 ModelOptions::load(name.as_deref().unwrap_or("tiny"))?.resolve(dataset_vocab)?
             }
         };
-        let device = crate::parse_device(self.device.as_deref().unwrap_or("auto"))?;
-        let compute = crate::parse_precision(self.precision.as_deref().unwrap_or("auto"), device)?;
+        let device = crate::torch_device(self.device.unwrap_or_default());
+        let compute = crate::compute_kind(self.precision.unwrap_or_default(), device);
         let seq_len = self.seq_len.unwrap_or(model.max_seq_len.min(2048));
         let batch_size = self.batch_size.unwrap_or(16);
         let rounds = match &self.rounds {
@@ -223,22 +212,23 @@ fn resolve_round(i: usize, o: &RoundOptions) -> Result<RoundSpec> {
             i + 1
         )));
     }
-    let select = match (i, o.select.as_deref()) {
-        (0, None | Some("all")) => Selection::All,
+    let select = match (i, o.select) {
+        (0, None | Some(Selection::All)) => Selection::All,
         (0, Some(s)) => {
             return Err(Error::Config(format!(
                 "round 1 trains every unit; `select = \"{s}\"` needs a previous round"
             )));
         }
-        (_, None | Some("softmax-loss")) => Selection::SoftmaxLoss,
-        (_, Some("top-loss")) => Selection::TopLoss,
-        (_, Some("uniform")) => Selection::Uniform,
-        (_, Some(s)) => {
+        (_, None) => Selection::SoftmaxLoss,
+        (_, Some(Selection::All)) => {
             return Err(Error::Config(format!(
-                "round {}: unknown select `{s}` (softmax-loss, top-loss, uniform)",
-                i + 1
+                "round {}: `select = \"all\"` is round 1's (every unit once); a later round \
+                 selects by one of {}",
+                i + 1,
+                Selection::AFTER_FIRST
             )));
         }
+        (_, Some(s)) => s,
     };
     let temperature = o.temperature.unwrap_or(1.0);
     if temperature.is_nan() || temperature <= 0.0 {
@@ -282,22 +272,25 @@ mod tests {
 
     #[test]
     fn rounds_parse_from_toml_and_flags_override() {
-        let o: TrainOptions = toml::from_str(
+        let mut o: TrainOptions = toml::from_str(
             r#"
             model = "tiny"
             data = "shards"
             rounds = [{ fraction = 1.0 }, { fraction = 0.5, select = "softmax-loss" }]
             lr = 1e-3
+            device = "cuda:1"
             "#,
         )
         .unwrap();
-        let o = o.merge(TrainOptions {
-            lr: Some(2e-3),
-            device: Some("cpu".into()),
-            ..Default::default()
-        });
+        assert_eq!(o.device, Some(Device::Cuda(1)));
+        // What the command does with its flags: a flag given replaces the file's value.
+        o.lr = Some(2e-3).or(o.lr);
+        o.device = Some(Device::Cpu).or(o.device);
+        o.precision = None.or(o.precision);
         let c = o.resolve(Some(500)).unwrap();
         assert_eq!(c.run.lr, 2e-3);
+        assert_eq!(c.run.device, tch::Device::Cpu);
+        assert_eq!(c.run.compute, tch::Kind::Float);
         assert_eq!(c.rounds.len(), 2);
         assert_eq!(c.rounds[1].select, Selection::SoftmaxLoss);
         assert_eq!(c.rounds[1].fraction, 0.5);
@@ -305,11 +298,71 @@ mod tests {
         assert!(toml::from_str::<TrainOptions>("bogus = 1").is_err());
         let bad = TrainOptions {
             rounds: Some(vec![RoundOptions {
-                select: Some("top-loss".into()),
+                select: Some(Selection::TopLoss),
                 ..Default::default()
             }]),
             ..o
         };
         assert!(bad.resolve(Some(500)).is_err());
+    }
+
+    #[test]
+    fn every_select_spelling_parses_where_it_may() {
+        let rounds = |select: &str| {
+            toml::from_str::<TrainOptions>(&format!(
+                "data = \"shards\"\nrounds = [{{ select = \"all\" }}, {{ select = \"{select}\" }}]"
+            ))
+        };
+        for (name, selection) in [
+            ("softmax-loss", Selection::SoftmaxLoss),
+            ("top-loss", Selection::TopLoss),
+            ("uniform", Selection::Uniform),
+        ] {
+            let config = rounds(name).unwrap().resolve(Some(500)).unwrap();
+            assert_eq!(config.rounds[0].select, Selection::All);
+            assert_eq!(config.rounds[1].select, selection);
+            assert_eq!(selection.to_string(), name);
+            let json = serde_json::to_string(&selection).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Selection>(&json).unwrap(), selection);
+        }
+        // `all` is round 1's alone.
+        let error = rounds("all").unwrap().resolve(Some(500)).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("softmax-loss, top-loss, uniform"),
+            "{error}"
+        );
+        // An unknown method is refused when the file is read, naming the methods.
+        let error = rounds("softmax").unwrap_err().to_string();
+        assert!(error.contains("unknown variant `softmax`"), "{error}");
+        assert!(
+            error.contains("`all`, `softmax-loss`, `top-loss`, `uniform`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_device_or_precision_names_the_allowed_spellings() {
+        let error = toml::from_str::<TrainOptions>("device = \"gpu\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("device = \"gpu\""), "{error}");
+        assert!(
+            error.contains("unknown device `gpu` (expected one of: auto, cpu, cuda, cuda:N)"),
+            "{error}"
+        );
+        let error = toml::from_str::<TrainOptions>("precision = \"fp16\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown precision `fp16` (expected one of: auto, bf16, fp32)"),
+            "{error}"
+        );
+        let o: TrainOptions =
+            toml::from_str("data = \"d\"\ndevice = \"cpu\"\nprecision = \"bf16\"").unwrap();
+        let c = o.resolve(Some(500)).unwrap();
+        assert_eq!(c.run.compute, tch::Kind::BFloat16);
     }
 }

@@ -365,7 +365,7 @@ pub fn score_checkpoint(
     limit_batches: Option<u64>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<ScoreReport> {
-    let compute = crate::parse_precision("auto", device)?;
+    let compute = crate::compute_kind(tinyforge_model::Precision::Auto, device);
     let (model, _) = crate::checkpoint::load_model(checkpoint, device, compute)?;
     let source: Arc<dyn UnitSource> = Arc::new(ShardSource::open(data)?);
     let plan = Plan::open(plan)?;

@@ -74,8 +74,8 @@ impl crate::trainer::Planner for SinglePlan {
 pub struct SyntheticReport {
     pub model: String,
     pub params: u64,
-    pub device: String,
-    pub precision: String,
+    pub device: tinyforge_model::Device,
+    pub precision: tinyforge_model::Precision,
     pub seq_len: usize,
     pub batch_size: usize,
     pub micro_batch: usize,
@@ -142,12 +142,8 @@ pub fn synthetic_run(
     Ok(SyntheticReport {
         model: cfg.model.name.clone(),
         params: cfg.model.param_count(),
-        device: format!("{:?}", cfg.device),
-        precision: if cfg.compute == tch::Kind::BFloat16 {
-            "bf16".into()
-        } else {
-            "fp32".into()
-        },
+        device: crate::device_name(cfg.device),
+        precision: crate::precision_name(cfg.compute),
         seq_len: cfg.seq_len,
         batch_size: cfg.batch_size,
         micro_batch: cfg.micro_batch,

@@ -174,7 +174,7 @@ pub struct TrainReport {
     pub model: String,
     pub params: u64,
     pub embedding_share: f64,
-    pub device: String,
+    pub device: tinyforge_model::Device,
     pub steps: u64,
     pub rounds_done: usize,
     pub tokens: u64,
@@ -694,7 +694,7 @@ fn finish(cfg: &LoopConfig, run: &Run, complete: bool) -> Result<TrainReport> {
         model: model.config().name.clone(),
         params: model.config().param_count(),
         embedding_share: model.config().embedding_share(),
-        device: format!("{:?}", cfg.device),
+        device: crate::device_name(cfg.device),
         steps: state.step,
         rounds_done: if complete {
             state.round
@@ -734,35 +734,29 @@ fn yes() -> bool {
     true
 }
 
+// The loop's config holds libtorch's device and dtype; its JSON, the spellings of the flags.
 mod device_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use tch::Device;
     pub fn serialize<S: Serializer>(d: &Device, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&match d {
-            Device::Cuda(i) => format!("cuda:{i}"),
-            _ => "cpu".into(),
-        })
+        crate::device_name(*d).serialize(s)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Device, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(match s.strip_prefix("cuda:").and_then(|i| i.parse().ok()) {
-            Some(i) => Device::Cuda(i),
-            None => Device::Cpu,
-        })
+        Ok(crate::torch_device(tinyforge_model::Device::deserialize(
+            d,
+        )?))
     }
 }
 
 mod kind_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use tch::Kind;
     pub fn serialize<S: Serializer>(k: &Kind, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(if *k == Kind::BFloat16 { "bf16" } else { "fp32" })
+        crate::precision_name(*k).serialize(s)
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
-        Ok(if String::deserialize(d)? == "bf16" {
-            Kind::BFloat16
-        } else {
-            Kind::Float
-        })
+        // A written config names bf16 or fp32, never auto (which is fp32 on the CPU).
+        let precision = tinyforge_model::Precision::deserialize(d)?;
+        Ok(crate::compute_kind(precision, tch::Device::Cpu))
     }
 }

@@ -146,7 +146,7 @@ pub fn config(teacher: &Path, student: ModelOptions, calib: &Path, out: &Path) -
 /// else the CPU. Results are always compared on the CPU in float32.
 pub fn device() -> Device {
     let name = std::env::var("TINYFORGE_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
-    tinyforge_train::parse_device(&name).unwrap()
+    tinyforge_train::torch_device(name.parse().unwrap())
 }
 
 pub fn run(cfg: &InheritConfig) -> InheritReport {
