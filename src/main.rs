@@ -12,6 +12,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = <cli::Cli as clap::Parser>::parse();
+    // Test builds: fail points named in FAILPOINTS (e.g. `ingest::chunk=2*off->panic`).
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     progress::init_logging(&cli.global);
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -342,6 +342,7 @@ impl Context<'_> {
     }
 
     fn process_chunk(&self, chunk: usize, abort: &AtomicBool) -> Result<Chunk> {
+        fail::fail_point!("ingest::chunk");
         let range = self.plan.chunks[chunk].units.clone();
         let mut sink = ChunkSink::new(self, chunk, abort)?;
         for unit in &self.plan.units[range] {

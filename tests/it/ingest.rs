@@ -183,6 +183,63 @@ fn resumes_after_a_kill() {
 }
 
 #[test]
+fn a_panicking_worker_names_its_chunk_and_the_rerun_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path());
+    let reference = dir.path().join("reference");
+    let full = ingest(&config, &reference, &[]);
+
+    // The third chunk a single worker takes panics, as a library might on input it cannot take.
+    let out = dir.path().join("out");
+    let failed = tinyforge()
+        .env("FAILPOINTS", "ingest::chunk=2*off->panic(injected fault)")
+        .args(["ingest", "-j", "1", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(
+        line.contains("a worker panicked on chunk 2 (") && line.contains("injected fault"),
+        "{line}"
+    );
+    // The chunk's first input, as its path under its input's root, is a file of the corpus.
+    let named = line
+        .split("chunk 2 (")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ')']).next())
+        .and_then(|first| first.split(" row group ").next())
+        .and_then(|first| first.split(" bytes ").next())
+        .unwrap_or_default();
+    assert!(
+        !named.is_empty() && corpus_has_file_ending_with(&fixtures(), named),
+        "{named:?} names no fixture file: {line}"
+    );
+
+    let resumed = ingest(&config, &out, &[]);
+    assert_eq!(resumed["chunks_resumed"], 2, "{resumed}");
+    assert_eq!(resumed["documents_out"], full["documents_out"]);
+    assert_eq!(parts(&out), parts(&reference));
+}
+
+fn corpus_has_file_ending_with(dir: &Path, tail: &str) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            corpus_has_file_ending_with(&path, tail)
+        } else {
+            path.to_string_lossy().ends_with(tail)
+        }
+    })
+}
+
+#[test]
 fn bad_input_is_rejected_or_fails_with_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.jsonl");

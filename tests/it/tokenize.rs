@@ -189,6 +189,44 @@ fn resume_after_a_kill_gives_the_same_bytes() {
 }
 
 #[test]
+fn a_panic_while_encoding_names_the_document_and_the_rerun_resumes() {
+    let root = tempfile::tempdir().unwrap();
+    let clean = root.path().join("clean");
+    let documents = tokenize(&clean, &[])["documents"].as_u64().unwrap();
+
+    // One encoder thread, so the document that panics is the same one every run.
+    let out = root.path().join("failed");
+    let failed = tokenize_command(&out)
+        .args(["--threads", "1", "--batch-rows", "8"])
+        .env(
+            "FAILPOINTS",
+            format!(
+                "tokenize::document={}*off->panic(injected fault)",
+                documents * 3 / 4
+            ),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(
+        line.contains(".parquet: row ")
+            && line.contains("panicked: injected fault")
+            && line.contains("a rerun resumes"),
+        "{line}"
+    );
+    assert!(!out.join("manifest.json").exists());
+
+    let report = tokenize(&out, &["--threads", "1", "--batch-rows", "8"]);
+    assert!(report["resumed_shards"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(files(&out), files(&clean));
+}
+
+#[test]
 fn a_second_writer_of_a_task_is_told_who_holds_it() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("t1");

@@ -187,14 +187,22 @@ impl TokenizerInfo {
             .map_init(
                 || self.lease(),
                 |lease, (i, text)| {
-                    let fast = match (&self.splitter, lease.cache.as_mut()) {
-                        (Some(splitter), Some(cache)) => self.encode_fast(splitter, cache, text),
-                        _ => None,
-                    };
-                    match fast {
-                        Some(encoded) => encoded,
-                        None => self.encode_bounded(text),
-                    }
+                    // A panic (a bug, or `tokenizers` on input it cannot take) fails the
+                    // document by file and row, and the shards finished before it stay done.
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        fail::fail_point!("tokenize::document");
+                        let fast = match (&self.splitter, lease.cache.as_mut()) {
+                            (Some(splitter), Some(cache)) => {
+                                self.encode_fast(splitter, cache, text)
+                            }
+                            _ => None,
+                        };
+                        match fast {
+                            Some(encoded) => encoded,
+                            None => self.encode_bounded(text),
+                        }
+                    }))
+                    .unwrap_or_else(|payload| Err(panic_message(&*payload)))
                     .map_err(|message| Error::Encode {
                         path: batch.path.clone(),
                         row: batch.first_row + i as u64,
@@ -370,6 +378,19 @@ fn tokenize_in_pieces(
         start = end;
     }
     Ok(())
+}
+
+/// What a caught panic said, as an encode failure.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned());
+    format!(
+        "panicked: {message}; the shards finished before this document are kept, and a rerun \
+         resumes from them"
+    )
 }
 
 /// The head of a word, for an error message about it.
