@@ -32,6 +32,8 @@ pub enum Unit {
 #[derive(Clone)]
 pub struct Progress {
     inner: Inner,
+    /// The stage's name; a phase of it shows as `stage: phase`.
+    stage: std::sync::Arc<str>,
 }
 
 #[derive(Clone)]
@@ -42,7 +44,7 @@ enum Inner {
 }
 
 struct JsonState {
-    stage: String,
+    stage: std::sync::Mutex<String>,
     unit: &'static str,
     total: std::sync::atomic::AtomicU64,
     done: std::sync::atomic::AtomicU64,
@@ -85,7 +87,7 @@ impl Progress {
                 Inner::Bar(bar)
             }
             ProgressMode::Json => Inner::Json(std::sync::Arc::new(JsonState {
-                stage: stage.to_owned(),
+                stage: std::sync::Mutex::new(stage.to_owned()),
                 unit: match unit {
                     Unit::Bytes => "bytes",
                     Unit::Items(name) => name,
@@ -97,7 +99,10 @@ impl Progress {
             })),
             ProgressMode::Auto | ProgressMode::None => Inner::Off,
         };
-        Self { inner }
+        Self {
+            inner,
+            stage: stage.into(),
+        }
     }
 
     /// Adds `n` to the count.
@@ -141,6 +146,30 @@ impl Progress {
         }
     }
 
+    /// Starts the count again from zero for the next phase of a stage, named `phase`.
+    pub fn restart(&self, phase: &str, total: u64) {
+        let phase = if phase == &*self.stage {
+            phase.to_owned()
+        } else {
+            format!("{}: {phase}", self.stage)
+        };
+        match &self.inner {
+            Inner::Bar(bar) => {
+                bar.set_prefix(phase.clone());
+                bar.set_length(total);
+                bar.set_position(0);
+                bar.reset_eta();
+            }
+            Inner::Json(state) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                *state.stage.lock().unwrap_or_else(|e| e.into_inner()) = phase;
+                state.total.store(total, Relaxed);
+                state.done.store(0, Relaxed);
+            }
+            Inner::Off => {}
+        }
+    }
+
     /// Ends the counter (and prints a final JSON line in JSON mode).
     pub fn finish(&self) {
         match &self.inner {
@@ -154,8 +183,9 @@ impl Progress {
 impl JsonState {
     fn emit(&self, finished: bool) {
         use std::sync::atomic::Ordering::Relaxed;
+        let stage = self.stage.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let line = serde_json::json!({
-            "stage": self.stage,
+            "stage": stage,
             "done": self.done.load(Relaxed),
             "total": self.total.load(Relaxed),
             "unit": self.unit,
@@ -163,5 +193,63 @@ impl JsonState {
             "finished": finished,
         });
         eprintln!("{line}");
+    }
+}
+
+/// The stages report through [`tinyforge_task::Reporter`]; the command draws what they say.
+impl tinyforge_task::Reporter for Progress {
+    fn start(&self, phase: &str, total: u64) {
+        self.restart(phase, total);
+    }
+
+    fn advance(&self, n: u64) {
+        self.inc(n);
+    }
+
+    fn note(&self, message: &str) {
+        self.message(message);
+    }
+}
+
+/// A stage's progress, and a test hook: once as many units as the environment variable `var`
+/// says are committed (ingest chunks, tokenize shards), the process aborts as a kill would, so
+/// the resume tests stop a real run at a known point.
+pub struct AbortAfter<'a> {
+    progress: &'a Progress,
+    after: Option<u64>,
+    committed: std::sync::atomic::AtomicU64,
+}
+
+impl<'a> AbortAfter<'a> {
+    pub fn from_env(progress: &'a Progress, var: &str) -> Self {
+        Self {
+            progress,
+            after: std::env::var(var).ok().and_then(|v| v.parse().ok()),
+            committed: 0.into(),
+        }
+    }
+}
+
+impl tinyforge_task::Reporter for AbortAfter<'_> {
+    fn start(&self, phase: &str, total: u64) {
+        self.progress.restart(phase, total);
+    }
+
+    fn advance(&self, n: u64) {
+        self.progress.inc(n);
+    }
+
+    fn note(&self, message: &str) {
+        self.progress.message(message);
+    }
+
+    fn committed(&self, _index: u64) {
+        let count = self
+            .committed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        if self.after.is_some_and(|after| count >= after) {
+            std::process::abort();
+        }
     }
 }

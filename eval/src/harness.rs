@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::time::Instant;
+use tinyforge_task::Reporter;
 
 use serde::Serialize;
 
@@ -37,13 +38,15 @@ impl Default for EvalOptions {
     }
 }
 
-/// Scores a list of requests, deduplicated and length-bucketed, calling `progress(done, total)`
-/// after each batch (counts of unique requests). Results come back in request order.
+/// Scores a list of requests, deduplicated and length-bucketed, as the phase `phase` of
+/// `reporter` (its count: unique requests, advanced after each batch). Results come back in
+/// request order.
 pub fn score_requests(
     model: &dyn LanguageModel,
     requests: &[Request],
     batch_tokens: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    phase: &str,
+    reporter: &dyn Reporter,
 ) -> Result<Vec<(f64, bool)>> {
     let mut unique: Vec<&Request> = Vec::new();
     let mut slot_of: HashMap<&Request, usize> = HashMap::new();
@@ -63,7 +66,7 @@ pub fn score_requests(
     let mut order: Vec<usize> = (0..unique.len()).collect();
     order.sort_by(|&a, &b| length(unique[b]).cmp(&length(unique[a])).then(a.cmp(&b)));
     let mut results = vec![(0.0, false); unique.len()];
-    let mut done = 0;
+    reporter.start(phase, order.len() as u64);
     let mut start = 0;
     while start < order.len() {
         let longest = length(unique[order[start]]).max(1);
@@ -84,8 +87,7 @@ pub fn score_requests(
         for (&i, score) in order[start..end].iter().zip(scored) {
             results[i] = score;
         }
-        done += end - start;
-        progress(done, order.len());
+        reporter.advance((end - start) as u64);
         start = end;
     }
     Ok(slots.into_iter().map(|s| results[s]).collect())
@@ -97,7 +99,7 @@ pub fn evaluate_task(
     model: &dyn LanguageModel,
     encoder: &dyn TextEncoder,
     options: &EvalOptions,
-    progress: &mut dyn FnMut(usize, usize),
+    reporter: &dyn Reporter,
 ) -> Result<TaskResult> {
     let started = Instant::now();
     let n = options
@@ -120,7 +122,7 @@ pub fn evaluate_task(
         }
         spans.push((index, first));
     }
-    let scores = score_requests(model, &requests, options.batch_tokens, progress)?;
+    let scores = score_requests(model, &requests, options.batch_tokens, &task.name, reporter)?;
     let outcomes: Vec<ItemOutcome> = spans
         .into_iter()
         .map(|(index, first)| {

@@ -12,6 +12,7 @@
 //! has learned to use context.
 
 use serde::Serialize;
+use tinyforge_task::Reporter;
 
 use crate::error::{Error, Result};
 use crate::harness::score_requests;
@@ -114,7 +115,7 @@ pub fn perplexity_of_texts(
     encoder: &dyn TextEncoder,
     texts: &[String],
     batch_tokens: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    reporter: &dyn Reporter,
 ) -> Result<PerplexityResult> {
     let mut requests = Vec::new();
     let mut bytes = 0;
@@ -138,7 +139,7 @@ pub fn perplexity_of_texts(
         documents,
         Some(bytes),
         batch_tokens,
-        progress,
+        reporter,
     )
 }
 
@@ -150,7 +151,7 @@ pub fn perplexity_of_windows(
     windows: &[Vec<u32>],
     encoder: Option<&dyn TextEncoder>,
     batch_tokens: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    reporter: &dyn Reporter,
 ) -> Result<PerplexityResult> {
     let mut requests = Vec::with_capacity(windows.len());
     let mut bytes = encoder.map(|_| 0);
@@ -166,7 +167,7 @@ pub fn perplexity_of_windows(
         requests.len(),
         bytes,
         batch_tokens,
-        progress,
+        reporter,
     )
 }
 
@@ -180,7 +181,7 @@ pub fn perplexity_of_dataset(
     max_windows: usize,
     encoder: Option<&dyn TextEncoder>,
     batch_tokens: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    reporter: &dyn Reporter,
 ) -> Result<PerplexityResult> {
     let dataset = tinyforge_shards::Dataset::open(dir).map_err(|e| Error::parse(dir, e))?;
     let seq_len = seq_len.min(model.max_length()).max(1);
@@ -191,7 +192,7 @@ pub fn perplexity_of_dataset(
         .map(|i| (u128::from(i) * u128::from(units) / u128::from(take)) as u64)
         .collect();
     let windows = read_units(&dataset, dir, &picks, seq_len)?;
-    perplexity_of_windows(model, &windows, encoder, batch_tokens, progress)
+    perplexity_of_windows(model, &windows, encoder, batch_tokens, reporter)
 }
 
 /// Perplexity of a training run's held-out units (`heldout.json`, tinyforge-sampler's
@@ -202,7 +203,7 @@ pub fn perplexity_of_held_out(
     held: &tinyforge_sampler::HeldOut,
     encoder: Option<&dyn TextEncoder>,
     batch_tokens: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    reporter: &dyn Reporter,
 ) -> Result<PerplexityResult> {
     let dataset = tinyforge_shards::Dataset::open(dir).map_err(|e| Error::parse(dir, e))?;
     let seq_len = held.seq_len as usize;
@@ -222,7 +223,7 @@ pub fn perplexity_of_held_out(
         )));
     }
     let windows = read_units(&dataset, dir, &held.held_out, seq_len)?;
-    perplexity_of_windows(model, &windows, encoder, batch_tokens, progress)
+    perplexity_of_windows(model, &windows, encoder, batch_tokens, reporter)
 }
 
 fn read_units(
@@ -247,9 +248,9 @@ fn score(
     documents: usize,
     bytes: Option<usize>,
     batch_tokens: usize,
-    progress: &mut dyn FnMut(usize, usize),
+    reporter: &dyn Reporter,
 ) -> Result<PerplexityResult> {
-    let scores = score_requests(model, requests, batch_tokens, progress)?;
+    let scores = score_requests(model, requests, batch_tokens, "perplexity", reporter)?;
     let nll: f64 = -scores.iter().map(|s| s.0).sum::<f64>();
     Ok(PerplexityResult::new(
         documents,

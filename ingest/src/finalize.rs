@@ -167,16 +167,18 @@ pub fn finalize(config: &IngestConfig, plan: &Plan, state: &State) -> Result<Rep
         summary = Some(done);
     }
     let mut counts = Counts::default();
-    let mut rejects = Vec::new();
+    // The chunks' rejects are copied through, never held: a corpus may reject millions of
+    // records.
+    let rejects_path = config.out.join(REJECTS);
+    let mut rejects = tinyforge_task::AtomicFile::create(&rejects_path)?;
     for record in &records {
         counts.add(&record.counts);
         let path = state.rejects_path(record.chunk);
         if path.exists() {
-            rejects.extend(fs_err::read(&path)?);
+            std::io::copy(&mut fs_err::File::open(&path)?, &mut rejects)?;
         }
     }
-    let rejects_path = config.out.join(REJECTS);
-    write_atomic(&rejects_path, &rejects)?;
+    rejects.commit()?;
     let report = build_report(
         config,
         plan,

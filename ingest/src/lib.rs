@@ -8,7 +8,7 @@
 //! use tinyforge_ingest::{IngestOptions, RunOptions, Shard, ingest};
 //! let options = IngestOptions::from_file("configs/ingest-demo.toml".as_ref())?;
 //! let config = options.resolve("configs/ingest-demo.toml", Shard::ALL)?;
-//! let report = ingest(&config, &RunOptions::default(), &|_event| {})?;
+//! let report = ingest(&config, &RunOptions::default(), &tinyforge_task::Silent)?;
 //! println!("{} documents", report.documents_out);
 //! # Ok::<(), tinyforge_ingest::Error>(())
 //! ```
@@ -39,7 +39,7 @@ pub use error::{Error, Location, Result};
 pub use finalize::DedupSummary;
 pub use part::{PartInfo, schema};
 pub use report::{Counts, Dropped, LangCount, Report, SourceCount};
-pub use run::{Event, RunOptions, ingest};
+pub use run::{RunOptions, ingest};
 pub use state::{Fetch, MANIFEST, REJECTS, STATE_DIR, chunk_of_file};
 pub use stats::{SUMMARY_QUERIES, query, summary, to_json_rows, to_table};
 

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use tinyforge_task::Reporter;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
 use crate::clean::{DropReason, check_length, clean_document};
@@ -23,25 +24,6 @@ use crate::plan::{InputFile, Plan};
 use crate::read::{FieldSpec, Record, Reject, Sink, read_unit};
 use crate::report::{Counts, Report};
 use crate::state::{ChunkRecord, Fetch, HashSet128, State, clean_output};
-
-/// What the run tells its caller while it works (the command turns it into a progress bar).
-#[derive(Debug, Clone)]
-pub enum Event {
-    /// The inputs are listed: total bytes of this task's chunks.
-    Planned {
-        files: usize,
-        chunks: usize,
-        bytes: u64,
-    },
-    /// Input bytes (on disk) finished.
-    Bytes(u64),
-    ChunkDone {
-        chunk: usize,
-        resumed: bool,
-    },
-    /// The cross-chunk deduplication and manifest are being written.
-    Finalizing,
-}
 
 /// Options of a run that do not change its output.
 #[derive(Clone, Default)]
@@ -79,7 +61,7 @@ const BATCH_BYTES: usize = 4 << 20;
 pub fn ingest(
     config: &IngestConfig,
     options: &RunOptions,
-    on_event: &(dyn Fn(Event) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<Report> {
     let start = Instant::now();
     let plan = Plan::build(config)?;
@@ -136,16 +118,10 @@ pub fn ingest(
     }
     let resumed = records.len();
     let bytes: u64 = pending.iter().map(|&c| plan.chunks[c].bytes).sum();
-    on_event(Event::Planned {
-        files: plan.files.len(),
-        chunks: pending.len(),
-        bytes,
-    });
-    for record in &records {
-        on_event(Event::ChunkDone {
-            chunk: record.chunk,
-            resumed: true,
-        });
+    // The count is bytes of input on disk, committed as each chunk's parts are.
+    reporter.start("ingest", bytes);
+    if resumed > 0 {
+        reporter.note(&format!("resumed after {resumed} chunks"));
     }
     remove_stale_temporaries(&state, &pending)?;
     let context = Context {
@@ -154,13 +130,13 @@ pub fn ingest(
         state: &state,
         schema,
         filter,
-        on_event,
+        reporter,
     };
     records.extend(context.run_chunks(&pending)?);
     records.sort_by_key(|r| r.chunk);
 
     let mut report = if config.shard.count == 1 {
-        on_event(Event::Finalizing);
+        reporter.note("merging");
         crate::finalize::finalize(config, &plan, &state)?
     } else {
         task_report(config, &plan, &records)
@@ -248,7 +224,7 @@ struct Context<'a> {
     state: &'a State,
     schema: SchemaRef,
     filter: Option<Filter>,
-    on_event: &'a (dyn Fn(Event) + Sync),
+    reporter: &'a dyn Reporter,
 }
 
 impl Context<'_> {
@@ -281,10 +257,7 @@ impl Context<'_> {
                             .unwrap_or_else(|payload| Err(self.panicked(chunk, &*payload)));
                             match outcome {
                                 Ok(Chunk::Done(record)) => {
-                                    (self.on_event)(Event::ChunkDone {
-                                        chunk,
-                                        resumed: false,
-                                    });
+                                    self.reporter.committed(chunk as u64);
                                     done.push(record);
                                 }
                                 // The worker whose error set the flag reports it.
@@ -362,7 +335,7 @@ impl Context<'_> {
             if flow.is_break() {
                 return Ok(Chunk::Aborted);
             }
-            (self.on_event)(Event::Bytes(unit.bytes));
+            self.reporter.advance(unit.bytes);
         }
         sink.finish().map(Chunk::Done)
     }

@@ -198,7 +198,7 @@ fn main() {
                         out: out.clone(),
                         overwrite: true,
                     };
-                    tinyforge_inherit::inherit(&cfg, &mut |_, _, _| {}).unwrap();
+                    tinyforge_inherit::inherit(&cfg, &tinyforge_task::Silent).unwrap();
                     let m = Model::load_hf(&out, Device::Cpu, Kind::Float).unwrap();
                     (format!("init_from = {:?}", out.to_str().unwrap()), m)
                 }

@@ -275,11 +275,11 @@ pub fn inherit(cfg: &InheritConfig, progress: OnProgress) -> Result<InheritRepor
         let rows: Vec<i64> = m.new_to_old.iter().map(|&o| i64::from(o)).collect();
         Tensor::from_slice(&rows)
     });
-    progress("load teacher", 0, 1);
+    progress.start("load teacher", 1);
     let mut teacher = Model::load_hf(&cfg.teacher, cfg.device, Kind::Float)?;
     // Scoring never trains the teacher: no gradient buffer for its weights.
     *teacher.flat_mut() = teacher.flat().detach();
-    progress("load teacher", 1, 1);
+    progress.advance(1);
     let observed = scores::observe(&teacher, &calib, cfg.batch, progress)?;
     let teacher_loss_student_vocab = match &vocab_rows {
         Some(rows) => Some(scores::calibration_loss(

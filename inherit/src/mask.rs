@@ -130,6 +130,7 @@ pub fn learn(
     let batches = calib.batches(batch, device);
     let ramp = (opts.steps as f64 * 0.2).max(1.0);
     let (mut first_loss, mut last_loss) = (f64::NAN, f64::NAN);
+    progress.start("mask training", opts.steps as u64);
     for step in 0..opts.steps {
         let (_, ids) = &batches[step % batches.len()];
         let gates = Gates {
@@ -176,7 +177,7 @@ pub fn learn(
                 fam.lambda2 += opts.lambda_lr * gap * gap;
             }
         });
-        progress("mask training", step as u64 + 1, opts.steps as u64);
+        progress.advance(1);
     }
     let to_cpu = |t: &Tensor| t.detach().to_device(Device::Cpu).to_kind(Kind::Double);
     let scores = UnitScores {

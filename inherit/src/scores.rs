@@ -24,7 +24,7 @@ pub struct UnitScores {
 }
 
 /// Progress: (phase, done, total).
-pub type OnProgress<'a> = &'a mut dyn FnMut(&str, u64, u64);
+pub type OnProgress<'a> = &'a dyn tinyforge_task::Reporter;
 
 impl UnitScores {
     pub fn zeros(model: &Model) -> Self {
@@ -175,7 +175,7 @@ pub fn taylor(
     let windows = grad_windows(model, budget_bytes);
     let total = (windows.len() * batches.len()) as u64;
     let sequences = calib.sequences() as f64;
-    let mut done = 0;
+    progress.start("taylor", total);
     for &(start, end) in &windows {
         let leaf = flat
             .narrow(0, start, end - start)
@@ -191,8 +191,7 @@ pub fn taylor(
             // Weighted so the summed gradient is that of the mean over all windows.
             let share = teacher_ids.size()[0] as f64 / sequences;
             (lm_loss(&logits, teacher_ids) * share).f_backward()?;
-            done += 1;
-            progress("taylor", done, total);
+            progress.advance(1);
         }
         let grad = leaf.grad();
         tch::no_grad(|| {
@@ -236,13 +235,14 @@ pub fn observe(
     let mut loss = 0f64;
     let batches = calib.batches(batch, model.device());
     let sequences = calib.sequences() as f64;
+    progress.start("calibration forward", batches.len() as u64);
     let squares = |t: &Tensor| {
         t.to_device(Device::Cpu)
             .to_kind(Kind::Double)
             .square()
             .sum_dim_intlist(0, false, Kind::Double)
     };
-    for (i, (_, teacher_ids)) in batches.iter().enumerate() {
+    for (_, teacher_ids) in &batches {
         tch::no_grad(|| -> Result<()> {
             let mut taps = Taps::default();
             let logits = model.forward_with(
@@ -266,7 +266,7 @@ pub fn observe(
             }
             Ok(())
         })?;
-        progress("calibration forward", i as u64 + 1, batches.len() as u64);
+        progress.advance(1);
     }
     let _ = act.heads.sqrt_();
     let _ = act.neurons.sqrt_();

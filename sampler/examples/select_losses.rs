@@ -22,13 +22,13 @@ fn main() -> anyhow::Result<()> {
         seed: 7,
         order: ListOrder::Shuffled,
     };
-    let mut progress = |_: u64, _: u64| {};
+    let progress = tinyforge_task::Silent;
     let report = tinyforge_sampler::select_next_round(
         &plan,
         &[args[2].clone().into()],
         args[3].as_ref(),
         &config,
-        &mut progress,
+        &progress,
     )?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

@@ -35,5 +35,5 @@ pub use plan::{
     Exhausted, ListOrder, PLAN_FORMAT, PLAN_VERSION, Plan, PlanHeader, PlanOrder, Pool,
     RoundOneSpec, SelectionInfo, UnitRef, dataset_units, rank_bounds, units_for_tokens,
 };
-pub use select::{Level, Method, ProgressFn, SelectConfig, SelectReport, select_next_round};
+pub use select::{Level, Method, SelectConfig, SelectReport, select_next_round};
 pub use show::{Histogram, PlanSummary, PoolShare, histogram_svg, summarize, write_histogram_svg};

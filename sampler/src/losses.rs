@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, Float32Array, RecordBatch, UInt16Array, UInt64Array};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
@@ -196,14 +198,24 @@ pub struct LossTableReader {
     rows: u64,
     next_row: u64,
     reader: ParquetRecordBatchReader,
+    /// Set by the first error: the reader stops there (after a panic its state is unknown).
+    failed: bool,
 }
 
 impl LossTableReader {
     pub fn open(path: impl AsRef<Path>) -> Result<LossTableReader> {
         let path = path.as_ref().to_path_buf();
         let file = fs_err::File::open(&path)?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)
-            .map_err(|e| Error::parquet(&path, e))?;
+        let file_len = file.metadata()?.len();
+        // The column types come from the Parquet schema, which says all a loss table needs
+        // (unsigned 64 and 16-bit integers, floats); the Arrow schema the writer embeds is
+        // skipped, because its decoder panics on a damaged one.
+        let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+        let builder = guarded(&path, "reading the footer", || {
+            ParquetRecordBatchReaderBuilder::try_new_with_options(file.into_parts().0, options)
+                .map_err(|e| Error::parquet(&path, e))
+        })?;
+        check_column_chunks(builder.metadata(), file_len, &path)?;
         let schema = builder.schema().clone();
         let bad = |message: String| Error::LossSchema {
             path: path.clone(),
@@ -225,15 +237,18 @@ impl LossTableReader {
         expect("round", DataType::UInt16, false)?;
         expect("pool", DataType::UInt16, false)?;
         let rows = builder.metadata().file_metadata().num_rows() as u64;
-        let reader = builder
-            .with_batch_size(CHUNK_ROWS)
-            .build()
-            .map_err(|e| Error::parquet(&path, e))?;
+        let reader = guarded(&path, "reading the footer", || {
+            builder
+                .with_batch_size(CHUNK_ROWS)
+                .build()
+                .map_err(|e| Error::parquet(&path, e))
+        })?;
         Ok(LossTableReader {
             path,
             rows,
             next_row: 0,
             reader,
+            failed: false,
         })
     }
 
@@ -247,13 +262,75 @@ impl LossTableReader {
     }
 }
 
+/// Runs a call into the Parquet reader, which panics on some damaged files (an index past a
+/// page's buffer, an assertion on a footer's offsets): bad data, so the panic becomes an error
+/// that names the file and what was being read.
+fn guarded<T>(path: &Path, doing: &str, call: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let source = parquet::errors::ParquetError::General(format!(
+            "the Parquet reader failed {doing}, on damaged data: {message}"
+        ));
+        Err(Error::parquet(path, source))
+    })
+}
+
+/// Checks that every column chunk the footer lists lies inside the file. The Parquet reader
+/// asserts it (a panic, on a damaged footer) only when it reaches the chunk.
+fn check_column_chunks(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+    path: &Path,
+) -> Result<()> {
+    for (group, row_group) in metadata.row_groups().iter().enumerate() {
+        for chunk in row_group.columns() {
+            let start = chunk
+                .dictionary_page_offset()
+                .unwrap_or_else(|| chunk.data_page_offset());
+            let len = chunk.compressed_size();
+            let inside = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(start, len)| start.checked_add(len))
+                .is_some_and(|end| end <= file_len);
+            if !inside {
+                let message = format!(
+                    "row group {group}, column `{}`: {len} bytes at offset {start} are not \
+                     inside the file of {file_len} bytes (a damaged footer)",
+                    chunk.column_path().string()
+                );
+                let source = parquet::errors::ParquetError::General(message);
+                return Err(Error::parquet(path, source));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Iterator for LossTableReader {
     type Item = Result<LossChunk>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let batch = match self.reader.next()? {
-            Ok(batch) => batch,
-            Err(e) => return Some(Err(Error::arrow(&self.path, e))),
+        if self.failed {
+            return None;
+        }
+        let at = format!("decoding rows from row {}", self.next_row);
+        let next = guarded(&self.path, &at, || {
+            self.reader
+                .next()
+                .transpose()
+                .map_err(|e| Error::arrow(&self.path, e))
+        });
+        let batch = match next {
+            Ok(batch) => batch?,
+            Err(error) => {
+                self.failed = true;
+                return Some(Err(error));
+            }
         };
         let column = |name: &str| batch.column_by_name(name).cloned();
         let first_row = self.next_row;

@@ -305,6 +305,16 @@ impl Plan {
                 let weights: Vec<f64> = header.pools.iter().map(|p| p.weight).collect();
                 let parts = weight_parts(&weights).map_err(|e| bad(e.to_string()))?;
                 let units: Vec<u64> = header.pools.iter().map(Pool::drawable).collect();
+                // As `create_round_one` refuses: the closed-form apportionment counts a pool's
+                // units per batch as its whole share plus or minus one, which needs a share of
+                // at least one unit (else a count goes below zero).
+                if let Some((p, share)) = Mixture::new(&parts, batch).pool_under_one_unit() {
+                    return Err(bad(format!(
+                        "pool `{}` gets {share:.2} units per batch of {batch}; every pool needs \
+                         at least 1",
+                        header.pools[p].name
+                    )));
+                }
                 if *exhausted == Exhausted::Stop {
                     let limit = RoundOne::steps_until_exhausted(&parts, &units, batch);
                     if header.steps > limit {
@@ -341,12 +351,14 @@ impl Plan {
                 let list_path = path.parent().unwrap_or(Path::new(".")).join(file);
                 let (file, list_path) = fs_err::File::open(&list_path)?.into_parts();
                 let len = file.metadata()?.len();
-                if len != units * *id_width as u64 {
+                // Checked: a header may list more units than any file could hold.
+                let expected = units.checked_mul(u64::from(*id_width));
+                if expected != Some(len) {
+                    let expected = expected.map_or("more than 2^64".into(), |n| n.to_string());
                     return Err(Error::PlanUnits {
                         path: list_path,
                         message: format!(
-                            "{len} bytes, expected {units} ids × {id_width} bytes = {}",
-                            units * *id_width as u64
+                            "{len} bytes, expected {units} ids × {id_width} bytes = {expected}"
                         ),
                     });
                 }

@@ -97,9 +97,6 @@ pub struct SelectReport {
     pub mean_loss_selected: Option<f64>,
 }
 
-/// Rows read so far and in all.
-pub type ProgressFn<'a> = dyn FnMut(u64, u64) + 'a;
-
 /// Draws the next round from `previous` and its loss tables, writing the plan header to `out`
 /// and its unit list beside it (`out` with the extension `units`).
 pub fn select_next_round(
@@ -107,7 +104,7 @@ pub fn select_next_round(
     loss_tables: &[PathBuf],
     out: &Path,
     config: &SelectConfig,
-    progress: &mut ProgressFn<'_>,
+    reporter: &dyn tinyforge_task::Reporter,
 ) -> Result<SelectReport> {
     let draw = check_draw(previous, loss_tables, config)?;
     let started = Instant::now();
@@ -116,7 +113,7 @@ pub fn select_next_round(
         loss_sum,
         batch_sums,
         top,
-    } = scan_loss_tables(previous, loss_tables, config, &draw, progress)?;
+    } = scan_loss_tables(previous, loss_tables, config, &draw, reporter)?;
     tracing::info!(
         rows,
         seconds = started.elapsed().as_secs_f64(),

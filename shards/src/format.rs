@@ -155,12 +155,14 @@ pub struct Trailer {
 }
 
 impl Trailer {
+    // Saturating: a damaged trailer may claim 2^64 - 1 frames, and a saturated length never
+    // fits in a file, so `frame_table_offset` refuses it instead of the product overflowing.
     pub fn frame_table_len(&self) -> u64 {
-        self.frames * FRAME_ENTRY_LEN as u64
+        self.frames.saturating_mul(FRAME_ENTRY_LEN as u64)
     }
 
     pub fn doc_table_len(&self) -> u64 {
-        self.docs * DOC_ENTRY_LEN as u64
+        self.docs.saturating_mul(DOC_ENTRY_LEN as u64)
     }
 
     /// Offset of the frame table in a file of `file_len` bytes, checked against the layout.

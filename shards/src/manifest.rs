@@ -131,8 +131,18 @@ impl Manifest {
         if self.frame_tokens == 0 {
             return Err(bad("frame_tokens is 0".into()));
         }
-        let tokens: u64 = self.shards.iter().map(|s| s.tokens).sum();
-        let documents: u64 = self.shards.iter().map(|s| s.documents).sum();
+        // Summed with checks: counts near u64::MAX would overflow (a panic, or a wrapped total
+        // that a later sum trusts).
+        let sum = |count: fn(&ShardEntry) -> u64| {
+            self.shards
+                .iter()
+                .try_fold(0u64, |sum, shard| sum.checked_add(count(shard)))
+        };
+        let (Some(tokens), Some(documents)) = (sum(|s| s.tokens), sum(|s| s.documents)) else {
+            return Err(bad(
+                "the shards' token or document counts overflow a 64-bit total".into(),
+            ));
+        };
         if tokens != self.total_tokens || documents != self.documents {
             return Err(bad(format!(
                 "shards hold {tokens} tokens and {documents} documents, the totals say {} and {}",

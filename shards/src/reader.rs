@@ -404,7 +404,8 @@ impl Dataset {
         let table_offset = trailer.frame_table_offset(entry.bytes, &path)?;
         let mut table = vec![0u8; trailer.frame_table_len() as usize];
         file.read_exact_at(&mut table, table_offset)?;
-        ShardIndex::parse(&path, entry, trailer, &table, table_offset)
+        let frame_tokens = self.manifest.frame_tokens;
+        ShardIndex::parse(&path, entry, frame_tokens, trailer, &table, table_offset)
     }
 
     fn file(&self, shard: usize) -> Result<Arc<ShardFile>> {
@@ -479,10 +480,12 @@ impl Dataset {
 }
 
 impl ShardIndex {
-    /// Checks a frame table against its trailer and the manifest entry.
+    /// Checks a frame table against its trailer and the manifest (its entry for the shard and
+    /// its frame size).
     pub(crate) fn parse(
         path: &Path,
         entry: &crate::manifest::ShardEntry,
+        frame_tokens: u32,
         trailer: Trailer,
         table: &[u8],
         table_offset: u64,
@@ -518,6 +521,17 @@ impl ShardIndex {
                 return Err(corrupt(
                     path,
                     format!("frame {i} has an impossible position or size"),
+                ));
+            }
+            // A reader decodes a frame into a buffer of the size its entry claims: a claim
+            // past the dataset's frame size (up to 16 GiB) must not become an allocation.
+            if frame.tokens > frame_tokens {
+                return Err(corrupt(
+                    path,
+                    format!(
+                        "frame {i} claims {} tokens, over the dataset's frame size of {frame_tokens}",
+                        frame.tokens
+                    ),
                 ));
             }
             frame_starts.push(tokens);

@@ -40,9 +40,9 @@ pub struct Problem {
 
 /// Checks every shard of the dataset in `dir` (a folder, or an object-store URL: each shard is
 /// then one GET, checked in memory, nothing written to disk; a merged dataset's shards are read
-/// where its manifest points). `progress` receives the bytes of each shard once it is checked.
+/// where its manifest points). `reporter` counts the bytes of each shard once it is checked.
 /// Fails only when the manifest itself cannot be read.
-pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport> {
+pub fn verify(dir: &Path, reporter: &dyn tinyforge_task::Reporter) -> Result<VerifyReport> {
     // No frame cache: every frame is read once.
     let dataset = Dataset::open_with(
         dir,
@@ -52,7 +52,12 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport>
         },
     )?;
     let mut report = VerifyReport::default();
-    for (shard, entry) in dataset.manifest().shards.iter().enumerate() {
+    let shards = &dataset.manifest().shards;
+    reporter.start(
+        "verify",
+        shards.iter().fold(0, |sum, s| sum.saturating_add(s.bytes)),
+    );
+    for (shard, entry) in shards.iter().enumerate() {
         report.shards += 1;
         let problems_before = report.problems.len();
         if let Err(error) = verify_shard(&dataset, shard, entry, &mut report) {
@@ -72,8 +77,9 @@ pub fn verify(dir: &Path, mut progress: impl FnMut(u64)) -> Result<VerifyReport>
             report.tokens += entry.tokens;
             report.documents += entry.documents;
         }
-        report.bytes += entry.bytes;
-        progress(entry.bytes);
+        // The manifest's claim, which a damaged manifest may make near u64::MAX.
+        report.bytes = report.bytes.saturating_add(entry.bytes);
+        reporter.advance(entry.bytes);
     }
     Ok(report)
 }
@@ -123,6 +129,7 @@ fn verify_shard(
     let index = ShardIndex::parse(
         &path,
         entry,
+        dataset.manifest().frame_tokens,
         trailer,
         &bytes[table_offset as usize..table_end as usize],
         table_offset,
@@ -213,7 +220,10 @@ fn verify_shard(
             if end <= frame_start {
                 report.problems.push(problem(
                     Some(i),
-                    format!("{}: document ends are not increasing", path.display()),
+                    format!(
+                        "{}: frame {i}: document ends are not increasing",
+                        path.display()
+                    ),
                 ));
                 continue;
             }

@@ -199,30 +199,14 @@ pub fn run(mut args: EvalArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         .map(|name| load_task(name, &dirs))
         .collect::<Result<Vec<_>, _>>()?;
     let mut results = Vec::with_capacity(tasks.len());
+    // One counter, a phase per task (`eval arc_easy`, ...).
+    let progress = Progress::new(global, "eval", 0, Unit::Items("requests"));
     for task in &tasks {
-        let progress = Progress::new(
-            global,
-            &format!("eval {}", task.name),
-            0,
-            Unit::Items("requests"),
-        );
-        // The callback reports a running total; the bar wants increments.
-        let mut last = 0u64;
-        let result = evaluate_task(
-            task,
-            model.as_ref(),
-            &encoder,
-            &options,
-            &mut |done, total| {
-                progress.set_total(total as u64);
-                progress.inc(done as u64 - last);
-                last = done as u64;
-            },
-        )?;
-        progress.finish();
+        let result = evaluate_task(task, model.as_ref(), &encoder, &options, &progress)?;
         tracing::info!(task = %task.name, acc = result.acc, acc_norm = result.acc_norm, "scored");
         results.push(result);
     }
+    progress.finish();
     let perplexity = perplexity(&args, model.as_ref(), &encoder, global)?;
     let settings = serde_json::json!({
         "checkpoint": args.checkpoint,
@@ -257,12 +241,6 @@ fn perplexity(
         return Ok(None);
     }
     let progress = Progress::new(global, "perplexity", 0, Unit::Items("windows"));
-    let mut last = 0u64;
-    let mut report = |done: usize, total: usize| {
-        progress.set_total(total as u64);
-        progress.inc(done as u64 - last);
-        last = done as u64;
-    };
     let result = if let Some(path) = &args.held_out {
         let path = if path.is_dir() {
             path.join(tinyforge_sampler::HELD_OUT_FILE)
@@ -281,7 +259,7 @@ fn perplexity(
             &held,
             Some(encoder),
             args.batch_tokens,
-            &mut report,
+            &progress,
         )?
     } else if let Some(dir) = &args.perplexity_data {
         let seq_len = args.seq_len.unwrap_or(model.max_length());
@@ -292,11 +270,11 @@ fn perplexity(
             args.perplexity_windows,
             Some(encoder),
             args.batch_tokens,
-            &mut report,
+            &progress,
         )?
     } else {
         let texts = read_texts(&args.perplexity_text)?;
-        perplexity_of_texts(model, encoder, &texts, args.batch_tokens, &mut report)?
+        perplexity_of_texts(model, encoder, &texts, args.batch_tokens, &progress)?
     };
     progress.finish();
     Ok(Some(result))

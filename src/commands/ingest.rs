@@ -5,14 +5,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use tinyforge_ingest::{
-    Event, Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions,
-};
+use tinyforge_ingest::{Format, IngestOptions, InputOptions, OnError, OneOrMany, RunOptions};
 use tinyforge_store::FileKind;
 use tinyforge_task::ShardSpec;
 
 use crate::cli::GlobalArgs;
-use crate::progress::{Progress, Unit};
+use crate::progress::{AbortAfter, Progress, Unit};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -205,25 +203,9 @@ pub fn run(args: IngestArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         })?,
         None => None,
     };
-    // Test hook: exit abruptly (no cleanup, like a kill) after this many chunks are committed,
-    // so the resume tests can interrupt a real run at a known point.
-    let kill_after: Option<usize> = std::env::var("TINYFORGE_TEST_KILL_AFTER_CHUNKS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let on_event = |event: Event| match event {
-        Event::Planned { bytes, .. } => progress.set_total(bytes),
-        Event::Bytes(bytes) => progress.inc(bytes),
-        Event::ChunkDone { resumed, .. } => {
-            let count = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            if !resumed && kill_after.is_some_and(|k| count >= k) {
-                std::process::abort();
-            }
-        }
-        Event::Finalizing => progress.message("merging"),
-    };
+    let reporter = AbortAfter::from_env(&progress, "TINYFORGE_TEST_KILL_AFTER_CHUNKS");
     let shown = config.out_name.clone();
-    let report = tinyforge_ingest::ingest(&config, &run_options, &on_event)
+    let report = tinyforge_ingest::ingest(&config, &run_options, &reporter)
         .with_context(|| format!("ingest into {shown}"))?;
     let mut report = serde_json::to_value(&report)?;
     if let Some(output) = &output {

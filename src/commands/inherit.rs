@@ -102,28 +102,11 @@ pub fn run(args: InheritArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         out: args.out,
         overwrite: args.overwrite,
     };
-    // One counter per phase (calibration forward, Taylor passes, mask steps...).
-    let mut current: Option<(String, Progress)> = None;
-    let report = tinyforge_inherit::inherit(&config, &mut |name, done, total| {
-        if current.as_ref().is_none_or(|(n, _)| n != name) {
-            if let Some((_, p)) = current.take() {
-                p.finish();
-            }
-            let stage = format!("inherit: {name}");
-            current = Some((
-                name.to_string(),
-                Progress::new(global, &stage, total, Unit::Items("passes")),
-            ));
-        }
-        if let Some((_, p)) = &current
-            && done > 0
-        {
-            p.inc(1);
-        }
-    })?;
-    if let Some((_, p)) = current {
-        p.finish();
-    }
+    // One counter, a phase at a time (load teacher, calibration forward, Taylor passes, mask
+    // steps).
+    let progress = Progress::new(global, "inherit", 0, Unit::Items("passes"));
+    let report = tinyforge_inherit::inherit(&config, &progress)?;
+    progress.finish();
     crate::output::json(&report)?;
     Ok(())
 }

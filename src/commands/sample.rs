@@ -99,19 +99,12 @@ pub fn run(args: SampleArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         },
     };
     let progress = Progress::new(global, "sample", 0, Unit::Items("rows"));
-    // The library reports running totals; the counter takes increments.
-    let mut last = 0u64;
-    let mut on_progress = |done: u64, total: u64| {
-        progress.set_total(total);
-        progress.inc(done.saturating_sub(last));
-        last = done;
-    };
     let report = tinyforge_sampler::select_next_round(
         &previous,
         &args.losses,
         &args.out,
         &config,
-        &mut on_progress,
+        &progress,
     )?;
     progress.finish();
     crate::output::json(&report)?;

@@ -59,11 +59,7 @@ pub fn run(args: ScoreArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         device,
         args.micro_batch,
         args.limit_batches,
-        &mut |done, total| {
-            progress.set_total(total);
-            progress.inc(1);
-            let _ = done;
-        },
+        &progress,
     )?;
     progress.finish();
     if world.is_main() {

@@ -85,10 +85,8 @@ pub fn run(args: ShardsArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         ShardsCommand::Verify(args) => {
             let shown = args.dataset.display().to_string();
-            let dataset = Dataset::open(&args.dataset)?;
-            let total: u64 = dataset.manifest().shards.iter().map(|s| s.bytes).sum();
-            let progress = Progress::new(global, "verify", total, Unit::Bytes);
-            let report = verify(&args.dataset, |bytes| progress.inc(bytes))?;
+            let progress = Progress::new(global, "verify", 0, Unit::Bytes);
+            let report = verify(&args.dataset, &progress)?;
             progress.finish();
             crate::output::json(&report)?;
             if !report.ok() {

@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::Args;
 use tinyforge_shards::{MANIFEST_FILE, Manifest};
 use tinyforge_task::ShardSpec;
-use tinyforge_tokenize::{TokenizeConfig, TokenizeEvent, tokenize};
+use tinyforge_tokenize::{TokenizeConfig, tokenize};
 
 use crate::cli::GlobalArgs;
-use crate::progress::{Progress, Unit};
+use crate::progress::{AbortAfter, Progress, Unit};
 use crate::remote::Output;
 
 /// Encode a documents folder into a token-shard dataset (zstd frames, manifest, checksums).
@@ -102,27 +102,8 @@ pub fn run(args: TokenizeArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     };
     // Lets the end-to-end test simulate a kill at the worst moment: a shard renamed into place
     // but not yet recorded as finished.
-    let abort_after: Option<usize> = std::env::var("TINYFORGE_TEST_ABORT_AFTER_SHARDS")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let events = |event: TokenizeEvent| match event {
-        TokenizeEvent::Start {
-            documents,
-            resumed_shards,
-        } => {
-            progress.set_total(documents);
-            if resumed_shards > 0 {
-                progress.message(format!("resumed after {resumed_shards} shards"));
-            }
-        }
-        TokenizeEvent::Documents { documents, .. } => progress.inc(documents),
-        TokenizeEvent::ShardDone { index } => {
-            if abort_after == Some(index + 1) {
-                std::process::abort();
-            }
-        }
-    };
-    let report = tokenize(&config, &events).context("tokenize failed")?;
+    let reporter = AbortAfter::from_env(&progress, "TINYFORGE_TEST_ABORT_AFTER_SHARDS");
+    let report = tokenize(&config, &reporter).context("tokenize failed")?;
     let uploaded = output.publish(MANIFEST_FILE, &progress)?;
     progress.finish();
     let mut report = serde_json::to_value(&report)?;

@@ -164,12 +164,9 @@ fn count(args: CountArgs, global: &GlobalArgs) -> anyhow::Result<()> {
         !name.contains('/') && name.ends_with(".parquet")
     })?;
     fetch.finish();
-    let rows = tinyforge_vocab::shard_rows(&docs, shard)?;
-    let progress = Progress::new(global, "vocab count", rows, Unit::Items("documents"));
+    let progress = Progress::new(global, "vocab count", 0, Unit::Items("documents"));
     let count_start = Instant::now();
-    let counts = tinyforge_vocab::count_documents(&docs, &base, &config, &|p| {
-        progress.inc(p.documents);
-    })?;
+    let counts = tinyforge_vocab::count_documents(&docs, &base, &config, &progress)?;
     let count_seconds = count_start.elapsed().as_secs_f64();
     progress.finish();
     let seconds = start.elapsed().as_secs_f64();

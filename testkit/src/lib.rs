@@ -6,7 +6,32 @@
 //!   **fails** the test, so a suite cannot pass by skipping what it exists to check;
 //! - without it (a developer running one crate), the test prints `SKIP: …` and returns.
 //!
-//! A dev-dependency only; std only, so it costs the test builds nothing.
+//! It also holds what the fuzz tests share: byte mutations of a valid file (`mutate.rs`), and a
+//! counting global allocator with a way to run one test alone in a process of its own, to hold
+//! a reader to a stated memory bound (`alloc.rs`).
+//!
+//! A dev-dependency only, on std and proptest (which the fuzzing suites build anyway), so it
+//! costs the test builds nothing.
+
+mod alloc;
+mod mutate;
+
+pub use alloc::{CountingAllocator, in_own_process, peak_during};
+pub use mutate::{Mutation, mutate};
+
+/// A fuzz test's proptest settings: `cases` cases drawn from the fixed `seed`, so CI never flakes
+/// on a newly drawn input. `PROPTEST_CASES` and `PROPTEST_RNG_SEED` still override both, to
+/// explore others.
+pub fn fuzz_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        config.cases = cases;
+    }
+    if std::env::var_os("PROPTEST_RNG_SEED").is_none() {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(seed);
+    }
+    config
+}
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -41,11 +41,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tinyforge-sampler", &["tinyforge-task"]),
     (
         "tinyforge-train",
-        &["tinyforge-model", "tinyforge-shards", "tinyforge-sampler"],
+        &[
+            "tinyforge-task",
+            "tinyforge-model",
+            "tinyforge-shards",
+            "tinyforge-sampler",
+        ],
     ),
     (
         "tinyforge-inherit",
         &[
+            "tinyforge-task",
             "tinyforge-model",
             "tinyforge-train",
             "tinyforge-shards",
@@ -55,6 +61,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "tinyforge-eval",
         &[
+            "tinyforge-task",
             "tinyforge-model",
             "tinyforge-shards",
             "tinyforge-sampler",

@@ -2,8 +2,9 @@
 //! (ingest/tests/fixtures/real, cut by make-fixtures.sh), sharded, killed and resumed.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
-use crate::tinyforge;
+use crate::{error_line, tinyforge};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
@@ -66,6 +67,19 @@ fn ingest(config: &Path, out: &Path, extra: &[&str]) -> Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// `ingest` with one worker (so chunks finish in order) and `var` set, which stops it early:
+/// its output, whatever its status.
+fn ingest_one_worker(config: &Path, out: &Path, (var, value): (&str, &str)) -> Output {
+    tinyforge()
+        .env(var, value)
+        .args(["ingest", "-j", "1", "--config"])
+        .arg(config)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
 }
 
 fn parts(dir: &Path) -> Vec<(String, Vec<u8>)> {
@@ -149,14 +163,7 @@ fn resumes_after_a_kill() {
     assert!(chunks >= 4, "{chunks} chunks");
 
     let out = dir.path().join("out");
-    let killed = tinyforge()
-        .env("TINYFORGE_TEST_KILL_AFTER_CHUNKS", "2")
-        .args(["ingest", "-j", "1", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let killed = ingest_one_worker(&config, &out, ("TINYFORGE_TEST_KILL_AFTER_CHUNKS", "2"));
     assert!(!killed.status.success(), "the run should have been killed");
     assert!(!out.join("_manifest.json").exists());
     let committed = std::fs::read_dir(out.join("_state"))
@@ -191,20 +198,13 @@ fn a_panicking_worker_names_its_chunk_and_the_rerun_resumes() {
 
     // The third chunk a single worker takes panics, as a library might on input it cannot take.
     let out = dir.path().join("out");
-    let failed = tinyforge()
-        .env("FAILPOINTS", "ingest::chunk=2*off->panic(injected fault)")
-        .args(["ingest", "-j", "1", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let failed = ingest_one_worker(
+        &config,
+        &out,
+        ("FAILPOINTS", "ingest::chunk=2*off->panic(injected fault)"),
+    );
     assert_eq!(failed.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    let line = error_line(&failed.stderr);
     assert!(
         line.contains("a worker panicked on chunk 2 (") && line.contains("injected fault"),
         "{line}"

@@ -36,6 +36,16 @@ pub(crate) fn tinyforge() -> assert_cmd::Command {
     command
 }
 
+/// The `error:` line a failed command printed on stderr (the test fails without one).
+pub(crate) fn error_line(stderr: &[u8]) -> String {
+    let stderr = String::from_utf8_lossy(stderr);
+    stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"))
+        .to_owned()
+}
+
 /// A command's stdout as JSON, or a panic that shows what it printed instead.
 pub(crate) fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(out)))

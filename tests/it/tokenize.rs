@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::tinyforge;
+use crate::{error_line, tinyforge};
 use assert_cmd::Command;
 use tinyforge_shards::{Dataset, Manifest};
 
@@ -208,11 +208,7 @@ fn a_panic_while_encoding_names_the_document_and_the_rerun_resumes() {
         .output()
         .unwrap();
     assert_eq!(failed.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&failed.stderr);
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    let line = error_line(&failed.stderr);
     assert!(
         line.contains(".parquet: row ")
             && line.contains("panicked: injected fault")

@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = value("--threads") {
         config.threads = threads.parse()?;
     }
-    let report = tinyforge_tokenize::tokenize(&config, &|_| {})?;
+    let report = tinyforge_tokenize::tokenize(&config, &tinyforge_task::Silent)?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

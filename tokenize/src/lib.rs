@@ -17,5 +17,5 @@ mod report;
 pub use encode::{DEFAULT_MAX_PRETOKEN_CHARS, Encoded, TokenizerInfo};
 pub use error::{Error, Result};
 pub use input::{DocBatch, Inputs, RowGroup};
-pub use pipeline::{PROGRESS_FILE, TokenizeConfig, TokenizeEvent, tokenize};
+pub use pipeline::{PROGRESS_FILE, TokenizeConfig, tokenize};
 pub use report::{LongPretokens, Quantiles, TokenizeReport, document_lengths};

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tinyforge_task::{Shard, TaskLock};
+use tinyforge_task::{Reporter, Shard, TaskLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -77,20 +77,6 @@ impl TokenizeConfig {
     }
 }
 
-/// What a tokenize run tells its caller as it goes.
-#[derive(Debug, Clone)]
-pub enum TokenizeEvent {
-    /// The task's documents and text bytes to go (after skipping finished shards).
-    Start {
-        documents: u64,
-        resumed_shards: usize,
-    },
-    /// A batch of documents was written.
-    Documents { documents: u64, bytes: u64 },
-    /// Shard `index` is complete on disk (its progress is recorded right after).
-    ShardDone { index: usize },
-}
-
 /// The resume record in the output folder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ProgressRecord {
@@ -109,10 +95,7 @@ struct ProgressRecord {
 }
 
 /// Tokenizes the documents of `config.task` into `config.out`.
-pub fn tokenize(
-    config: &TokenizeConfig,
-    events: &(dyn Fn(TokenizeEvent) + Sync),
-) -> Result<TokenizeReport> {
+pub fn tokenize(config: &TokenizeConfig, reporter: &dyn Reporter) -> Result<TokenizeReport> {
     config.validate()?;
     let started = Instant::now();
     let tokenizer = TokenizerInfo::load(
@@ -154,10 +137,11 @@ pub fn tokenize(
         );
     }
     let task_rows: u64 = groups.iter().map(|g| g.rows).sum();
-    events(TokenizeEvent::Start {
-        documents: task_rows - record.documents_done,
-        resumed_shards,
-    });
+    // The count is documents; a shard is committed when its progress is recorded.
+    reporter.start("tokenize", task_rows - record.documents_done);
+    if resumed_shards > 0 {
+        reporter.note(&format!("resumed after {resumed_shards} shards"));
+    }
 
     let options = ShardOptions {
         zstd_level: config.zstd_level,
@@ -219,16 +203,11 @@ pub fn tokenize(
                         // The shard ends with this document: everything up to here is durable.
                         pending.settle(record);
                         record.shards.push(entry);
-                        events(TokenizeEvent::ShardDone {
-                            index: record.shards.len() - 1,
-                        });
+                        reporter.committed(record.shards.len() as u64 - 1);
                         save_progress(progress_path, record)?;
                     }
                 }
-                events(TokenizeEvent::Documents {
-                    documents: batch.len() as u64,
-                    bytes: batch.bytes,
-                });
+                reporter.advance(batch.len() as u64);
             }
             pending.settle(record);
             Ok(())

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::options::{Selection, TrainConfig, TrainOptions};
 use crate::score::{ScoreReport, score_plan};
-use crate::trainer::{Callbacks, Event, Planner, TrainReport, Validation, train_with};
+use crate::trainer::{Callbacks, Planner, TrainReport, Validation, train_with};
 
 /// A token dataset read through tinyforge-shards (its frame cache makes the prefetch thread's
 /// window reads cheap).
@@ -148,7 +148,7 @@ impl Planner for SamplerPlanner {
         &mut self,
         round: usize,
         model: &Model,
-        events: &mut dyn Callbacks,
+        _events: &mut dyn Callbacks,
     ) -> Result<Arc<dyn RoundPlan>> {
         // Rank 0 draws the plan (and scores the previous round with every rank); every rank
         // then opens the same file.
@@ -156,7 +156,7 @@ impl Planner for SamplerPlanner {
         let path = self.plan_path(round);
         let exists = world.agree(path.exists(), "the plan check")?;
         if !exists {
-            self.draw(round, model, events)?;
+            self.draw(round, model)?;
         }
         world.barrier("the round's plan")?;
         Ok(Arc::new(SamplerPlan(Plan::open(&path)?)))
@@ -165,7 +165,7 @@ impl Planner for SamplerPlanner {
 
 impl SamplerPlanner {
     /// Write the plan of `round` (rank 0), scoring the previous round first on every rank.
-    fn draw(&mut self, round: usize, model: &Model, events: &mut dyn Callbacks) -> Result<()> {
+    fn draw(&mut self, round: usize, model: &Model) -> Result<()> {
         let world = self.cfg.run.world.clone();
         let path = self.plan_path(round);
         fs_err::create_dir_all(path.parent().expect("plans dir")).map_err(Error::Io)?;
@@ -214,13 +214,7 @@ impl SamplerPlanner {
                 None,
                 round as u16,
                 &table,
-                &mut |done, total_steps| {
-                    events.on_event(&Event::Scoring {
-                        round,
-                        done,
-                        total: total_steps,
-                    })
-                },
+                &tinyforge_task::Silent,
             )?;
             debug_assert_eq!(report.batches, total);
             self.scores.push(report);
@@ -242,7 +236,7 @@ impl SamplerPlanner {
             seed: run.seed,
             order: ListOrder::Kept,
         };
-        select_next_round(&previous, &[table], &path, &select, &mut |_, _| {})?;
+        select_next_round(&previous, &[table], &path, &select, &tinyforge_task::Silent)?;
         Ok(())
     }
 }
@@ -363,7 +357,7 @@ pub fn score_checkpoint(
     device: tch::Device,
     micro_batch: usize,
     limit_batches: Option<u64>,
-    progress: &mut dyn FnMut(u64, u64),
+    reporter: &dyn tinyforge_task::Reporter,
 ) -> Result<ScoreReport> {
     let compute = crate::compute_kind(tinyforge_model::Precision::Auto, device);
     let (model, _) = crate::checkpoint::load_model(checkpoint, device, compute)?;
@@ -381,6 +375,6 @@ pub fn score_checkpoint(
         limit_batches,
         round,
         out,
-        progress,
+        reporter,
     )
 }

@@ -45,11 +45,13 @@ pub fn score_plan(
     limit_batches: Option<u64>,
     round: u16,
     table: &Path,
-    progress: &mut dyn FnMut(u64, u64),
+    reporter: &dyn tinyforge_task::Reporter,
 ) -> Result<ScoreReport> {
     let _guard = tch::no_grad_guard();
     let t0 = Instant::now();
     let total = limit_batches.map_or(plan.steps(), |l| l.min(plan.steps()));
+    // The count is batches.
+    reporter.start("score", total);
     let (mut units, mut values) = (Vec::new(), Vec::new());
     let rx = data::prefetch(data, plan, world, 0, seq_len, model.config().vocab_size, 4);
     for batch in rx.iter().take(total as usize) {
@@ -71,7 +73,7 @@ pub fn score_plan(
         let all = gather_shares(world, &batch_values, batch.units.len(), "the score gather")?;
         values.extend(all);
         units.extend_from_slice(&batch.units);
-        progress(batch.step + 1, total);
+        reporter.advance(1);
     }
     if world.is_main() {
         losses::write_table(table, &units, &values, round)?;

@@ -141,11 +141,6 @@ pub enum Event {
         path: PathBuf,
         step: u64,
     },
-    Scoring {
-        round: usize,
-        done: u64,
-        total: u64,
-    },
     RoundEnd {
         round: usize,
         step: u64,

@@ -10,7 +10,7 @@ fn main() -> anyhow::Result<()> {
         std::path::Path::new(&args[1]),
         &base,
         &tinyforge_vocab::CountConfig::default(),
-        &|_| {},
+        &tinyforge_task::Silent,
     )?;
     let seconds = start.elapsed().as_secs_f64();
     println!(

@@ -26,7 +26,7 @@ use tinyforge_pretok::Splitter;
 use crate::base::BaseTokenizer;
 use crate::counts::Counts;
 use crate::error::{Error, Result};
-use tinyforge_task::Shard;
+use tinyforge_task::{Reporter, Shard};
 
 /// Options of one counting run.
 #[derive(Debug, Clone)]
@@ -47,13 +47,6 @@ impl Default for CountConfig {
             word_cache: 1 << 20,
         }
     }
-}
-
-/// Progress of a counting run, reported after each batch.
-#[derive(Debug, Clone, Copy)]
-pub struct CountProgress {
-    pub documents: u64,
-    pub bytes: u64,
 }
 
 /// One row group of one documents file: the unit of work that `--shard` distributes.
@@ -107,12 +100,6 @@ fn list_units(files: &[PathBuf], shard: Shard) -> Result<Vec<Unit>> {
     Ok(units)
 }
 
-/// Rows of this task, known before counting (for a progress total).
-pub fn shard_rows(docs_dir: &Path, shard: Shard) -> Result<u64> {
-    let files = list_documents(docs_dir)?;
-    Ok(list_units(&files, shard)?.iter().map(|u| u.rows).sum())
-}
-
 /// Worker threads a count uses (rayon's pool size; `RAYON_NUM_THREADS` sets it).
 pub fn worker_threads() -> usize {
     rayon::current_num_threads().max(1)
@@ -123,10 +110,12 @@ pub fn count_documents(
     docs_dir: &Path,
     base: &BaseTokenizer,
     config: &CountConfig,
-    progress: &(dyn Fn(CountProgress) + Sync),
+    reporter: &dyn Reporter,
 ) -> Result<Counts> {
     let files = list_documents(docs_dir)?;
     let units = list_units(&files, config.shard)?;
+    // The count is documents, reported after each batch.
+    reporter.start("vocab count", units.iter().map(|u| u.rows).sum());
     let workers = worker_threads();
     let (sender, receiver) = crossbeam_channel::bounded::<Batch>(2 * workers);
     let results: Mutex<Vec<Result<Vec<u64>>>> = Mutex::new(Vec::new());
@@ -146,10 +135,7 @@ pub fn count_documents(
                 let outcome = (|| -> Result<Vec<u64>> {
                     for batch in receiver.iter() {
                         worker.count_batch(&batch)?;
-                        progress(CountProgress {
-                            documents: batch.texts.len() as u64,
-                            bytes: batch.bytes,
-                        });
+                        reporter.advance(batch.texts.len() as u64);
                     }
                     worker.flush()?;
                     Ok(std::mem::take(&mut worker.dense))
@@ -190,7 +176,6 @@ struct Batch {
     file: PathBuf,
     first_row: u64,
     texts: Vec<String>,
-    bytes: u64,
 }
 
 fn read_units(
@@ -240,7 +225,6 @@ fn read_units(
                 file: unit.file.clone(),
                 first_row: row,
                 texts,
-                bytes: batch_bytes,
             };
             if sender.send(batch).is_err() {
                 // Every worker stopped: one of them failed and holds the error.

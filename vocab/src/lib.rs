@@ -8,7 +8,8 @@
 //!   merge closure, and writes a `tokenizer.json` that `tokenizers` loads unchanged, the
 //!   old→new [`IdMap`] and a [`PruneReport`].
 //!
-//! The library never prints: progress goes through a callback, errors are [`Error`].
+//! The library never prints: progress goes to a [`tinyforge_task::Reporter`], errors are
+//! [`Error`].
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod base;
@@ -23,9 +24,7 @@ mod rewrite;
 mod select;
 
 pub use base::{AddedToken, BaseTokenizer, Family};
-pub use count::{
-    CountConfig, CountProgress, count_documents, list_documents, shard_rows, worker_threads,
-};
+pub use count::{CountConfig, count_documents, list_documents, worker_threads};
 pub use counts::Counts;
 pub use coverage::{CoverageCurve, CoveragePoint, DEFAULT_KS, KForCoverage, TARGETS};
 pub use error::{Error, Result};

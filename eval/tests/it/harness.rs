@@ -3,6 +3,7 @@
 //! and a model that knows the text picks the right answers.
 
 use std::sync::Mutex;
+use tinyforge_task::Silent;
 
 use tinyforge_eval::{
     BigramModel, ByteTokenizer, EvalOptions, LanguageModel, McItem, Request, Result, Task,
@@ -64,8 +65,8 @@ fn requests() -> Vec<Request> {
 fn scores_equal_direct_sums_whatever_the_batching() {
     let model = bigram();
     let requests = requests();
-    let one = score_requests(&model, &requests, 1, &mut |_, _| {}).unwrap();
-    let many = score_requests(&model, &requests, 100_000, &mut |_, _| {}).unwrap();
+    let one = score_requests(&model, &requests, 1, "score", &Silent).unwrap();
+    let many = score_requests(&model, &requests, 100_000, "score", &Silent).unwrap();
     assert_eq!(one, many);
     for ((context, continuation), (ll, _)) in requests.iter().zip(&one) {
         assert!((ll - direct(&model, context, continuation)).abs() < 1e-12);
@@ -80,11 +81,8 @@ fn duplicates_are_scored_once_and_batches_are_length_sorted() {
         batches: Mutex::new(Vec::new()),
     };
     let requests = requests();
-    let mut reported = Vec::new();
-    score_requests(&recorder, &requests, 30, &mut |done, total| {
-        reported.push((done, total))
-    })
-    .unwrap();
+    let reported = Reported::default();
+    score_requests(&recorder, &requests, 30, "score", &reported).unwrap();
     let batches = recorder.batches.into_inner().unwrap();
     let lengths: Vec<usize> = batches.iter().flatten().copied().collect();
     assert_eq!(lengths.len(), 4, "6 requests, 4 distinct: {batches:?}");
@@ -98,7 +96,37 @@ fn duplicates_are_scored_once_and_batches_are_length_sorted() {
             "over budget: {batch:?}"
         );
     }
-    assert_eq!(reported.last(), Some(&(4, 4)));
+    // One phase of the 4 distinct requests, counted in increments that add up to it.
+    let (phases, advances) = reported.into_parts();
+    assert_eq!(phases, vec![("score".to_owned(), 4)]);
+    assert_eq!(advances.iter().sum::<u64>(), 4);
+    assert_eq!(advances.len(), batches.len());
+}
+
+/// What a reporter heard: the phases it was told of, and each advance.
+#[derive(Default)]
+struct Reported {
+    phases: Mutex<Vec<(String, u64)>>,
+    advances: Mutex<Vec<u64>>,
+}
+
+impl Reported {
+    fn into_parts(self) -> (Vec<(String, u64)>, Vec<u64>) {
+        (
+            self.phases.into_inner().unwrap(),
+            self.advances.into_inner().unwrap(),
+        )
+    }
+}
+
+impl tinyforge_task::Reporter for Reported {
+    fn start(&self, phase: &str, total: u64) {
+        self.phases.lock().unwrap().push((phase.to_owned(), total));
+    }
+
+    fn advance(&self, n: u64) {
+        self.advances.lock().unwrap().push(n);
+    }
 }
 
 #[test]
@@ -153,7 +181,7 @@ fn a_model_that_knows_the_text_answers_correctly() {
         &model,
         &ByteTokenizer,
         &EvalOptions::default(),
-        &mut |_, _| {},
+        &Silent,
     )
     .unwrap();
     assert_eq!(result.items, 4);
@@ -168,7 +196,7 @@ fn a_model_that_knows_the_text_answers_correctly() {
         limit: Some(2),
         ..EvalOptions::default()
     };
-    let result = evaluate_task(&task(), &model, &ByteTokenizer, &limited, &mut |_, _| {}).unwrap();
+    let result = evaluate_task(&task(), &model, &ByteTokenizer, &limited, &Silent).unwrap();
     assert_eq!(result.items, 2);
 }
 
@@ -180,15 +208,15 @@ fn few_shot_prompts_change_the_scores_deterministically() {
         seed: 5,
         ..EvalOptions::default()
     };
-    let a = evaluate_task(&task(), &model, &ByteTokenizer, &options, &mut |_, _| {}).unwrap();
-    let b = evaluate_task(&task(), &model, &ByteTokenizer, &options, &mut |_, _| {}).unwrap();
+    let a = evaluate_task(&task(), &model, &ByteTokenizer, &options, &Silent).unwrap();
+    let b = evaluate_task(&task(), &model, &ByteTokenizer, &options, &Silent).unwrap();
     assert_eq!(a.outcomes, b.outcomes);
     let zero = evaluate_task(
         &task(),
         &model,
         &ByteTokenizer,
         &EvalOptions::default(),
-        &mut |_, _| {},
+        &Silent,
     )
     .unwrap();
     // A bigram only sees the last context byte, which shots do not change, so continuation
@@ -207,7 +235,7 @@ fn perplexity_matches_the_direct_computation() {
         "the cat sat on the log.".to_string(),
         "the dog likes milk.".to_string(),
     ];
-    let result = perplexity_of_texts(&model, &ByteTokenizer, &texts, 1000, &mut |_, _| {}).unwrap();
+    let result = perplexity_of_texts(&model, &ByteTokenizer, &texts, 1000, &Silent).unwrap();
     let mut nll = 0.0;
     let mut tokens = 0;
     for text in &texts {
@@ -232,7 +260,7 @@ fn perplexity_matches_the_direct_computation() {
         std::slice::from_ref(&window),
         Some(&ByteTokenizer),
         1000,
-        &mut |_, _| {},
+        &Silent,
     )
     .unwrap();
     assert_eq!(

@@ -99,7 +99,7 @@ fn cpu_forward_matches_transformers() {
         &model,
         &ByteTokenizer,
         &EvalOptions::default(),
-        &mut |_, _| {},
+        &tinyforge_task::Silent,
     )
     .unwrap();
     let mut offset = 0;

@@ -104,7 +104,7 @@ fn hash_buckets_as_tasks_equal_one_run() -> Result {
     let step = |out: &Path, options: RunOptions, buckets: Option<u32>| {
         let mut config = self::options(&root, out).resolve("test", Shard::ALL)?;
         config.dedup_buckets = buckets;
-        ingest(&config, &options, &|_| {})
+        ingest(&config, &options, &tinyforge_task::Silent)
     };
 
     let arrays = dir.path().join("arrays");
@@ -207,7 +207,7 @@ fn merge_refuses_missing_tasks_and_other_configs() -> Result {
             merge_only: true,
             ..RunOptions::default()
         },
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap_err();
     assert!(err.to_string().contains("not done yet"), "{err}");

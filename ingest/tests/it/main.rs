@@ -86,7 +86,11 @@ fn run(options: IngestOptions) -> Result<tinyforge_ingest::Report> {
 
 fn run_shard(options: IngestOptions, shard: Shard) -> Result<tinyforge_ingest::Report> {
     let config: IngestConfig = options.resolve("test", shard)?;
-    Ok(ingest(&config, &RunOptions::default(), &|_| {})?)
+    Ok(ingest(
+        &config,
+        &RunOptions::default(),
+        &tinyforge_task::Silent,
+    )?)
 }
 
 /// `--merge` of a folder whose `--shard` tasks are done.
@@ -96,7 +100,7 @@ fn merge(options: IngestOptions) -> Result<tinyforge_ingest::Report> {
         merge_only: true,
         ..RunOptions::default()
     };
-    Ok(ingest(&config, &merge_only, &|_| {})?)
+    Ok(ingest(&config, &merge_only, &tinyforge_task::Silent)?)
 }
 
 /// The records of a folder's `_rejects.jsonl`.
@@ -144,5 +148,11 @@ fn jsonl_lines() -> String {
 mod bad_input;
 mod determinism;
 mod formats;
+mod fuzz;
 mod limits;
 mod zstd_frames;
+
+/// Counts the bytes live, for the memory bounds of the fuzz tests (measured in a process of
+/// their own); the other tests only pay an atomic add per allocation.
+#[global_allocator]
+static ALLOCATOR: tinyforge_testkit::CountingAllocator = tinyforge_testkit::CountingAllocator;

@@ -150,7 +150,7 @@ pub fn device() -> Device {
 }
 
 pub fn run(cfg: &InheritConfig) -> InheritReport {
-    tinyforge_inherit::inherit(cfg, &mut |_, _, _| {}).unwrap()
+    tinyforge_inherit::inherit(cfg, &tinyforge_task::Silent).unwrap()
 }
 
 /// Token windows `[B, T]` from the fixture text (bytes), for comparing logits.

@@ -5,7 +5,7 @@ use tinyforge_model::{AttentionBias, ModelOptions};
 use crate::common::*;
 
 fn fails(cfg: &tinyforge_inherit::InheritConfig, needle: &str) {
-    let err = tinyforge_inherit::inherit(cfg, &mut |_, _, _| {})
+    let err = tinyforge_inherit::inherit(cfg, &tinyforge_task::Silent)
         .err()
         .unwrap_or_else(|| panic!("expected an error containing {needle:?}"))
         .to_string();
@@ -113,9 +113,11 @@ fn bad_requests_are_refused_before_anything_is_written() {
 
     // The output exists: never overwritten.
     std::fs::create_dir_all(&out).unwrap();
-    let err =
-        tinyforge_inherit::inherit(&with(student_options(64, 2, 4, 2, 96)), &mut |_, _, _| {})
-            .unwrap_err()
-            .to_string();
+    let err = tinyforge_inherit::inherit(
+        &with(student_options(64, 2, 4, 2, 96)),
+        &tinyforge_task::Silent,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("exists"), "{err}");
 }

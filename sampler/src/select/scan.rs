@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::{Receiver, Sender};
 use rayon::prelude::*;
 
-use super::{Draw, Level, ProgressFn, SelectConfig, SelectionKeys};
+use super::{Draw, Level, SelectConfig, SelectionKeys};
 use crate::binned::Binned;
 use crate::error::{Error, Result};
 use crate::locate::Locator;
 use crate::losses::{LossChunk, LossTableReader};
 use crate::plan::{ListOrder, Plan, UnitRef};
 use crate::topk::TopK;
+use tinyforge_task::Reporter;
 
 /// What the pass leaves for the draw.
 pub(super) struct Scan {
@@ -35,13 +36,13 @@ pub(super) struct Scan {
 }
 
 /// Reads every row of `loss_tables` once, checks it against `previous` and scores it for the
-/// draw; `progress` hears the rows folded so far after each chunk.
+/// draw; `reporter` counts the rows as each chunk is folded.
 pub(super) fn scan_loss_tables(
     previous: &Plan,
     loss_tables: &[PathBuf],
     config: &SelectConfig,
     draw: &Draw,
-    progress: &mut ProgressFn<'_>,
+    reporter: &dyn Reporter,
 ) -> Result<Scan> {
     let locator = Locator::new(previous)?;
     let pools: Vec<u64> = previous.pools().iter().map(|p| p.units).collect();
@@ -55,6 +56,7 @@ pub(super) fn scan_loss_tables(
     };
     let mut fold = Fold::new(previous, loss_tables, &locator, &pools, config.level, draw);
     let (readers, total_rows) = open_loss_tables(loss_tables)?;
+    reporter.start("sample", total_rows);
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<(usize, Result<LossChunk>)>(2);
     // Scored chunks go to the fold below while the next chunk is scored; their buffers come
     // back through `spare_tx` to be reused.
@@ -72,7 +74,7 @@ pub(super) fn scan_loss_tables(
                 scores,
             } = scored?;
             fold.fold_chunk(&loss_tables[table], &chunk, &scores)?;
-            progress(fold.rows, total_rows);
+            reporter.advance(chunk.units.len() as u64);
             let _ = spare_tx.try_send(scores);
         }
         Ok(())

@@ -81,7 +81,7 @@ fn missing_and_duplicated_units_are_errors_that_name_them() {
     let dir = tempfile::tempdir().unwrap();
     let plan = single_pool_plan(dir.path(), 100, 10, 9);
     let out = dir.path().join("round2.json");
-    let mut progress = |_: u64, _: u64| {};
+    let progress = tinyforge_task::Silent;
 
     // Missing: every unit but the one at position 37.
     let skipped = plan.unit_at(37).unwrap();
@@ -94,7 +94,7 @@ fn missing_and_duplicated_units_are_errors_that_name_them() {
         }
     }
     writer.finish().unwrap();
-    let err = tinyforge_sampler::select_next_round(&plan, &[path], &out, &config(), &mut progress)
+    let err = tinyforge_sampler::select_next_round(&plan, &[path], &out, &config(), &progress)
         .unwrap_err()
         .to_string();
     assert!(
@@ -113,7 +113,7 @@ fn missing_and_duplicated_units_are_errors_that_name_them() {
         &[full.clone(), extra],
         &out,
         &config(),
-        &mut progress,
+        &progress,
     )
     .unwrap_err()
     .to_string();
@@ -127,10 +127,9 @@ fn missing_and_duplicated_units_are_errors_that_name_them() {
     let mut writer = LossTableWriter::create(&beyond, 1).unwrap();
     writer.push(100u64, 0.5).unwrap();
     writer.finish().unwrap();
-    let err =
-        tinyforge_sampler::select_next_round(&plan, &[beyond], &out, &config(), &mut progress)
-            .unwrap_err()
-            .to_string();
+    let err = tinyforge_sampler::select_next_round(&plan, &[beyond], &out, &config(), &progress)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("unit 100 of pool 0 is not part of the plan"),
         "{err}"

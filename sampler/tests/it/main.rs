@@ -1,10 +1,16 @@
 //! Integration tests of tinyforge-sampler: plans, loss tables and selection through the public
 //! API, on real files in a temporary folder.
 
+mod fuzz;
 mod losses;
 mod plans;
 mod selection;
 mod statistics;
+
+/// Counts the bytes live, for the memory bounds of the fuzz tests (measured in a process of
+/// their own); the other tests only pay an atomic add per allocation.
+#[global_allocator]
+static ALLOCATOR: tinyforge_testkit::CountingAllocator = tinyforge_testkit::CountingAllocator;
 
 use std::path::{Path, PathBuf};
 

@@ -10,8 +10,8 @@ fn select(
     out: &std::path::Path,
     config: &SelectConfig,
 ) -> Plan {
-    let mut progress = |_: u64, _: u64| {};
-    tinyforge_sampler::select_next_round(plan, &[losses.to_path_buf()], out, config, &mut progress)
+    let progress = tinyforge_task::Silent;
+    tinyforge_sampler::select_next_round(plan, &[losses.to_path_buf()], out, config, &progress)
         .unwrap();
     Plan::open(out).unwrap()
 }
@@ -154,13 +154,13 @@ fn a_third_round_is_drawn_from_a_selected_plan() {
     assert!(in_round3.iter().all(|u| in_round2.contains(u)));
     assert_eq!(in_round3.iter().collect::<HashSet<_>>().len(), 150);
     // The round-1 losses do not fit round 2: units outside it are refused by name.
-    let mut progress = |_: u64, _: u64| {};
+    let progress = tinyforge_task::Silent;
     let err = tinyforge_sampler::select_next_round(
         &round2,
         &[losses],
         &dir.path().join("x.json"),
         &config,
-        &mut progress,
+        &progress,
     )
     .unwrap_err()
     .to_string();
@@ -202,13 +202,13 @@ fn a_held_out_unit_in_a_loss_table_is_named_not_mistaken_for_a_duplicate() {
         seed: 1,
         order: ListOrder::Kept,
     };
-    let mut progress = |_: u64, _: u64| {};
+    let progress = tinyforge_task::Silent;
     let err = tinyforge_sampler::select_next_round(
         &plan,
         &[path],
         &dir.path().join("x.json"),
         &config,
-        &mut progress,
+        &progress,
     )
     .unwrap_err()
     .to_string();

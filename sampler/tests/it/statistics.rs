@@ -76,13 +76,13 @@ fn chi_square(
             seed,
             order: ListOrder::Kept,
         };
-        let mut progress = |_: u64, _: u64| {};
+        let progress = tinyforge_task::Silent;
         tinyforge_sampler::select_next_round(
             &plan,
             std::slice::from_ref(&losses),
             &out,
             &config,
-            &mut progress,
+            &progress,
         )
         .unwrap();
         let next = Plan::open(&out).unwrap();

@@ -7,7 +7,7 @@ fn a_flipped_byte_is_named_by_verify_and_fails_reads() {
     let dir = tempfile::tempdir().unwrap();
     let docs = documents(300, 80, 30_000, 0, 5);
     let manifest = write_dataset(dir.path(), &header(30_000, 0, 128), 4_000, &docs, None);
-    let clean = verify(dir.path(), |_| {}).unwrap();
+    let clean = verify(dir.path(), &tinyforge_task::Silent).unwrap();
     assert!(clean.ok(), "{:?}", clean.problems);
     assert_eq!(clean.tokens, manifest.total_tokens);
 
@@ -20,7 +20,7 @@ fn a_flipped_byte_is_named_by_verify_and_fails_reads() {
     bytes[frame_table_at + 5] ^= 0x40;
     std::fs::write(&victim, &bytes).unwrap();
 
-    let report = verify(dir.path(), |_| {}).unwrap();
+    let report = verify(dir.path(), &tinyforge_task::Silent).unwrap();
     assert!(!report.ok());
     let framed: Vec<_> = report
         .problems
@@ -86,12 +86,12 @@ fn a_truncated_or_missing_shard_is_an_error_not_a_panic() {
     std::fs::write(&first, &bytes[..bytes.len() - 10]).unwrap();
     let dataset = Dataset::open(dir.path()).unwrap();
     assert!(dataset.read_range(0, 10).is_err());
-    let report = verify(dir.path(), |_| {}).unwrap();
+    let report = verify(dir.path(), &tinyforge_task::Silent).unwrap();
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].file, manifest.shards[0].file);
 
     std::fs::remove_file(dir.path().join(&manifest.shards[1].file)).unwrap();
-    let report = verify(dir.path(), |_| {}).unwrap();
+    let report = verify(dir.path(), &tinyforge_task::Silent).unwrap();
     assert_eq!(report.problems.len(), 2);
 }
 

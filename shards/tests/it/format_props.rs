@@ -28,7 +28,7 @@ proptest! {
             let len = len.min(expected.len() - start);
             prop_assert_eq!(dataset.read_range(start as u64, len).unwrap(), &expected[start..start + len]);
         }
-        let report = verify(dir.path(), |_| {}).unwrap();
+        let report = verify(dir.path(), &tinyforge_task::Silent).unwrap();
         prop_assert!(report.ok(), "{:?}", report.problems);
     }
 }

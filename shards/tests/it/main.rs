@@ -3,7 +3,13 @@
 
 mod damage;
 mod format_props;
+mod fuzz;
 mod roundtrip;
+
+/// Counts the bytes live, for the memory bounds of the fuzz tests (measured in a process of
+/// their own); the other tests only pay an atomic add per allocation.
+#[global_allocator]
+static ALLOCATOR: tinyforge_testkit::CountingAllocator = tinyforge_testkit::CountingAllocator;
 
 use std::path::Path;
 

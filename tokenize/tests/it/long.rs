@@ -77,7 +77,7 @@ fn check_long_pretokens(tokenizer_path: &Path) {
             max_pretoken_chars: LIMIT,
             ..config(&docs_dir, tokenizer_path, &out)
         },
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap();
     assert_eq!(
@@ -111,7 +111,7 @@ fn check_long_pretokens(tokenizer_path: &Path) {
             max_pretoken_chars: 100_000,
             ..config(&docs_dir, tokenizer_path, &whole)
         },
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap();
     assert_eq!(report.long_pretokens.pretokens, 0);

@@ -116,7 +116,7 @@ fn real_documents_round_trip_through_u16_shards() {
     let out = root.path().join("tokens");
     let report = tokenize(
         &config(&root.path().join("docs"), &tokenizer_path, &out),
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap();
     let tokenizer = TokenizerInfo::load(&tokenizer_path, None, DEFAULT_MAX_PRETOKEN_CHARS).unwrap();
@@ -133,7 +133,7 @@ fn real_documents_round_trip_through_u16_shards() {
     );
     assert_eq!(Dataset::open(&out).unwrap().dtype(), Dtype::U16);
     assert_round_trip(&out, &tokenizer, &docs);
-    assert!(verify(&out, |_| {}).unwrap().ok());
+    assert!(verify(&out, &tinyforge_task::Silent).unwrap().ok());
 }
 
 #[test]
@@ -148,7 +148,7 @@ fn output_is_byte_identical_across_runs_threads_and_task_counts() {
             threads: 1,
             ..config(&docs_dir, &tokenizer, &one)
         },
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap();
     let again = root.path().join("again");
@@ -158,7 +158,7 @@ fn output_is_byte_identical_across_runs_threads_and_task_counts() {
             batch_rows: 3,
             ..config(&docs_dir, &tokenizer, &again)
         },
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap();
     assert_eq!(
@@ -181,7 +181,7 @@ fn output_is_byte_identical_across_runs_threads_and_task_counts() {
                 task: tinyforge_task::Shard { index: i, count: 4 },
                 ..config(&docs_dir, &tokenizer, &dir)
             },
-            &|_| {},
+            &tinyforge_task::Silent,
         )
         .unwrap();
         tasks.push(dir);
@@ -201,7 +201,11 @@ fn qwen3_tokenizer_writes_u32_shards_when_present() {
     let docs = fixture_docs();
     write_docs(&root.path().join("docs"), &docs, 2, 16);
     let out = root.path().join("tokens");
-    let report = tokenize(&config(&root.path().join("docs"), &qwen, &out), &|_| {}).unwrap();
+    let report = tokenize(
+        &config(&root.path().join("docs"), &qwen, &out),
+        &tinyforge_task::Silent,
+    )
+    .unwrap();
     assert_eq!(report.dtype, "u32");
     // The EOS is the one Qwen3's tokenizer_config.json names (as transformers, Megatron and
     // MosaicML take it), not the first usual spelling (<|endoftext|>, 151643).
@@ -249,7 +253,7 @@ fn a_folder_without_a_text_column_names_the_file() {
             &fixtures().join("tokenizer.json"),
             &root.path().join("out"),
         ),
-        &|_| {},
+        &tinyforge_task::Silent,
     )
     .unwrap_err()
     .to_string();

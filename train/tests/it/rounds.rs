@@ -46,7 +46,7 @@ impl Planner for ScoreThenSelect {
                 None,
                 1,
                 &self.table,
-                &mut |_, _| {},
+                &tinyforge_task::Silent,
             )?;
         }
         let losses: BTreeMap<u64, f32> = read_loss_table(&self.table)?.into_iter().collect();

@@ -10,7 +10,7 @@ fn count(dir: &std::path::Path, base: &BaseTokenizer, shard: Shard) -> Counts {
         batch_rows: 7,
         word_cache: 64,
     };
-    count_documents(dir, base, &config, &|_| {}).unwrap()
+    count_documents(dir, base, &config, &tinyforge_task::Silent).unwrap()
 }
 
 #[test]
@@ -132,6 +132,12 @@ fn merge_refuses_counts_of_another_tokenizer() {
 fn missing_text_column_and_empty_folder_are_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let base = BaseTokenizer::load(&fixture("bytelevel_bpe.json")).unwrap();
-    let err = count_documents(tmp.path(), &base, &CountConfig::default(), &|_| {}).unwrap_err();
+    let err = count_documents(
+        tmp.path(),
+        &base,
+        &CountConfig::default(),
+        &tinyforge_task::Silent,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("no *.parquet"), "{err}");
 }

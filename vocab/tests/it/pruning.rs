@@ -11,7 +11,13 @@ use crate::common::{check_pruned, corpus, fixture, write_docs};
 pub fn corpus_counts(base: &BaseTokenizer) -> Counts {
     let tmp = tempfile::tempdir().unwrap();
     write_docs(tmp.path(), &corpus(), 2, 50);
-    count_documents(tmp.path(), base, &CountConfig::default(), &|_| {}).unwrap()
+    count_documents(
+        tmp.path(),
+        base,
+        &CountConfig::default(),
+        &tinyforge_task::Silent,
+    )
+    .unwrap()
 }
 
 fn prune_to(base: &BaseTokenizer, counts: &Counts, target: Target, out: &Path) {
