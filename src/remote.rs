@@ -117,7 +117,7 @@ impl OutputFile {
     }
 }
 
-/// Where a stage writes `arg`: the folder itself, or a staging folder uploaded by [`publish`].
+/// Where a stage writes `arg`: the folder itself, or a staging folder uploaded by [`Output::publish`].
 pub struct Output {
     pub local: PathBuf,
     pub remote: Option<Remote>,

@@ -74,7 +74,7 @@ pub struct EvalArgs {
     /// Window length for the token dataset (default: the model's window).
     #[arg(long)]
     pub seq_len: Option<usize>,
-    /// Folder for report.json, report.md and samples/<task>.jsonl.
+    /// Folder for report.json, report.md and `samples/<task>.jsonl`.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }

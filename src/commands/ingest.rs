@@ -33,7 +33,7 @@ HTML (one document per file). The summary is JSON on stdout; malformed records g
 pub struct IngestArgs {
     /// Input files, folders or glob patterns (one input; use --config for several).
     pub inputs: Vec<String>,
-    /// TOML config listing [[input]]s and options (see configs/ingest-demo.toml).
+    /// TOML config listing `[[input]]` tables and options (see configs/ingest-demo.toml).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
     /// Output folder of Parquet parts, or its object-store URL (s3://, gs://, az://, file://):

@@ -54,9 +54,9 @@ pub struct TokenizeArgs {
     /// Documents per batch handed to the encoder threads.
     #[arg(long, default_value_t = 1024)]
     pub batch_rows: usize,
-    /// The EOS token appended after each document [default: the `eos_token` of the
-    /// tokenizer_config.json beside the tokenizer, else <|endoftext|>, </s>, ... whichever the
-    /// vocabulary has].
+    /// The EOS token appended after each document (default: the `eos_token` of the
+    /// tokenizer_config.json beside the tokenizer, else the first of `<|endoftext|>`, `</s>`, ...
+    /// that the vocabulary has).
     #[arg(long)]
     pub eos: Option<String>,
     /// Characters of one pre-token the BPE model encodes at a time (for byte-level tokenizers
