@@ -127,16 +127,19 @@ fn locations(name: &str) -> &'static [&'static str] {
 /// A case's verdict (the suite's `Result` is anyhow's).
 type Outcome = std::result::Result<(), TestCaseError>;
 
-fn check_case(originals: &[(&'static str, Vec<u8>)], case: &Case) -> Outcome {
-    let (name, original) = &originals[case.file as usize % originals.len()];
-    let bytes = match &case.damage {
-        Damage::Mutated(mutations) => mutate(original.clone(), mutations, MAX_FILE),
-        Damage::Random(bytes) => bytes.clone(),
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(name);
-    std::fs::write(&path, &bytes).unwrap();
-    let out = dir.path().join("out");
+/// One file ingested as the fuzz cases are: the run's result, its peak memory, the file's path
+/// and the output folder (both in `dir`).
+struct Measured {
+    result: tinyforge_ingest::Result<tinyforge_ingest::Report>,
+    peak: usize,
+    path: PathBuf,
+    out: PathBuf,
+}
+
+fn ingest_measured(dir: &Path, name: &str, bytes: &[u8], fail: bool) -> Measured {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    let out = dir.join("out");
     let mut input = input(&path);
     if !name.ends_with(".html") {
         input.id = Some("id".into());
@@ -147,16 +150,33 @@ fn check_case(originals: &[(&'static str, Vec<u8>)], case: &Case) -> Outcome {
         row_group_mb: Some(MAX_RECORD_MB),
         part_size_mb: Some(1.0),
         threads: Some(1),
-        on_error: Some(if case.fail {
-            OnError::Fail
-        } else {
-            OnError::Skip
-        }),
+        on_error: Some(if fail { OnError::Fail } else { OnError::Skip }),
         ..config_for(vec![input], &out)
     };
     let config: IngestConfig = options.resolve("fuzz", Shard::ALL).unwrap();
     let (result, peak) =
         peak_during(|| ingest(&config, &RunOptions::default(), &tinyforge_task::Silent));
+    Measured {
+        result,
+        peak,
+        path,
+        out,
+    }
+}
+
+fn check_case(originals: &[(&'static str, Vec<u8>)], case: &Case) -> Outcome {
+    let (name, original) = &originals[case.file as usize % originals.len()];
+    let bytes = match &case.damage {
+        Damage::Mutated(mutations) => mutate(original.clone(), mutations, MAX_FILE),
+        Damage::Random(bytes) => bytes.clone(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Measured {
+        result,
+        peak,
+        path,
+        out,
+    } = ingest_measured(dir.path(), name, &bytes, case.fail);
     prop_assert!(
         peak <= BOUND,
         "{}: {} bytes of input took {} bytes at once, over the bound of {}",
@@ -284,4 +304,56 @@ fn many_rejects_are_copied_through_not_held() {
         };
         check_case(&originals(), &case).unwrap();
     });
+}
+
+/// The issue's bomb, scaled to test time: a gzipped file of a few hundred kilobytes whose middle
+/// line decompresses to 256 MiB with no newline until its end, between two short records. The
+/// line is rejected by its line, offset and size (at least the limit: a compressed line is read
+/// no further than that), both short records are kept, and the run stays within the same bound
+/// as every fuzz case: memory follows `max_record_mb`, not the line.
+#[test]
+fn a_gzip_bomb_line_is_rejected_by_offset_within_the_bound() {
+    in_own_process(
+        "fuzz::a_gzip_bomb_line_is_rejected_by_offset_within_the_bound",
+        || {
+            let first = format!("{}\n", serde_json::json!({"id": 1, "text": EN}));
+            let last = format!("{}\n", serde_json::json!({"id": 3, "text": ZH}));
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(first.as_bytes()).unwrap();
+            encoder.write_all(br#"{"id": 2, "text": ""#).unwrap();
+            let block = vec![b'a'; 1 << 20];
+            for _ in 0..256 {
+                encoder.write_all(&block).unwrap();
+            }
+            encoder.write_all(b"\"}\n").unwrap();
+            encoder.write_all(last.as_bytes()).unwrap();
+            let bomb = encoder.finish().unwrap();
+            assert!(bomb.len() < 1 << 20, "{} bytes compressed", bomb.len());
+
+            let dir = tempfile::tempdir().unwrap();
+            let run = ingest_measured(dir.path(), "bomb.jsonl.gz", &bomb, false);
+            let report = run.result.unwrap();
+            assert!(
+                run.peak <= BOUND,
+                "256 MiB line: {} bytes at once, over the bound of {BOUND}",
+                run.peak
+            );
+            assert_eq!(report.documents_out, 2);
+            let rejects = super::rejects(&run.out).unwrap();
+            assert_eq!(rejects.len(), 1, "{rejects:?}");
+            let reject = &rejects[0];
+            assert_eq!(reject["file"].as_str(), run.path.to_str());
+            assert_eq!(reject["location"]["line"]["line"], 2, "{reject}");
+            assert_eq!(reject["location"]["line"]["offset"], first.len() as u64);
+            let reason = reject["reason"].as_str().unwrap();
+            let line = r#"{"id": 2, "text": ""#.len() + (256 << 20) + "\"}\n".len();
+            assert!(
+                reason.contains(&format!(
+                    "record of {line} bytes is over the limit of 65536 bytes"
+                )),
+                "{reason}"
+            );
+        },
+    );
 }
