@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use tinyforge_inherit::{Criterion, Depth, InheritConfig, MaskOptions};
 use tinyforge_model::ModelOptions;
 use tinyforge_shards::Dataset;
-use tinyforge_train::{Model, Silent, TrainOptions};
+use tinyforge_train::{Model, NoCallbacks, TrainOptions};
 
 const SEQ: usize = 64;
 
@@ -78,7 +78,7 @@ fn train(data: &Path, out: &Path, model: &str, steps: u64, seed: u64, reuse: boo
     };
     let _ = std::fs::remove_dir_all(out);
     let report =
-        tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
+        tinyforge_train::train_from_options(&opts, &Default::default(), &mut NoCallbacks).unwrap();
     report.checkpoint.expect("a checkpoint")
 }
 

@@ -134,7 +134,8 @@ pub fn run(args: TrainArgs, global: &GlobalArgs) -> anyhow::Result<()> {
     if args.synthetic {
         return synthetic(opts, &world, global);
     }
-    let report = tinyforge_train::train_from_options(&opts, &world, &mut Reporter::new(global))?;
+    let report =
+        tinyforge_train::train_from_options(&opts, &world, &mut TrainProgress::new(global))?;
     if world.is_main() {
         crate::output::json(&report)?;
     }
@@ -157,7 +158,7 @@ fn synthetic(
     // Random tokens need no tokenizer: a model config without a vocabulary gets a byte-sized one.
     let mut cfg = opts.resolve(Some(256))?;
     cfg.run.world = world.clone();
-    let mut reporter = Reporter::new(global);
+    let mut reporter = TrainProgress::new(global);
     reporter.progress.set_total(steps);
     let report = tinyforge_train::synthetic_run(
         &cfg.run,
@@ -212,12 +213,12 @@ pub fn run_model(args: ModelArgs, _global: &GlobalArgs) -> anyhow::Result<()> {
 }
 
 /// Progress bar (or JSON lines) on stderr for steps, plus one line per event.
-pub(crate) struct Reporter {
+pub(crate) struct TrainProgress {
     pub progress: Progress,
     quiet: bool,
 }
 
-impl Reporter {
+impl TrainProgress {
     pub fn new(global: &GlobalArgs) -> Self {
         Self {
             progress: Progress::new(global, "train", 0, Unit::Items("steps")),
@@ -226,7 +227,7 @@ impl Reporter {
     }
 }
 
-impl Callbacks for Reporter {
+impl Callbacks for TrainProgress {
     fn on_step(&mut self, m: &StepMetrics) {
         self.progress.inc(1);
         self.progress.message(format!(

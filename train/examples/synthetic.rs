@@ -7,7 +7,7 @@
 //! Prints the JSON report (median step time, tokens/s, model FLOP/s over the steps after the
 //! first 3) on stdout, like `tinyforge train --synthetic`.
 
-use tinyforge_train::{Silent, TrainOptions};
+use tinyforge_train::{NoCallbacks, TrainOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let a: Vec<String> = std::env::args().skip(1).collect();
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &cfg.run,
         steps,
         3u64.min(steps.saturating_sub(1)),
-        &mut Silent,
+        &mut NoCallbacks,
     )?;
     let _ = std::fs::remove_dir_all(&cfg.run.out);
     let mut v = serde_json::to_value(&report)?;

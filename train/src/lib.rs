@@ -41,7 +41,7 @@ pub use synthetic::{SequentialPlan, SinglePlan, SyntheticReport, SyntheticTokens
 pub use tch::Device as TorchDevice;
 pub use tinyforge_model::{AttentionBias, Device, ModelConfig, ModelOptions, Precision};
 pub use trainer::{
-    Callbacks, Event, LoopConfig, Planner, Silent, TrainReport, Validation, train_with,
+    Callbacks, Event, LoopConfig, NoCallbacks, Planner, TrainReport, Validation, train_with,
 };
 
 /// What libtorch sees: version-independent facts for logs and `tinyforge model info`.

@@ -160,8 +160,8 @@ pub trait Callbacks {
 }
 
 /// No callbacks.
-pub struct Silent;
-impl Callbacks for Silent {}
+pub struct NoCallbacks;
+impl Callbacks for NoCallbacks {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainReport {

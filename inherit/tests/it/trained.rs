@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 use tinyforge_inherit::Criterion;
 use tinyforge_model::ModelConfig;
 use tinyforge_shards::Dataset;
-use tinyforge_train::{Model, Silent, TrainOptions};
+use tinyforge_train::{Model, NoCallbacks, TrainOptions};
 
 use crate::common::*;
 
@@ -38,7 +38,7 @@ fn train(data: &Path, out: &Path, extra: &str, steps: u64) -> PathBuf {
         ..opts
     };
     let report =
-        tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
+        tinyforge_train::train_from_options(&opts, &Default::default(), &mut NoCallbacks).unwrap();
     // At most `steps`: one pass over the data ends a run earlier.
     assert!(report.steps > 0 && report.steps <= steps, "{report:?}");
     tinyforge_model::newest_step(&out.join("checkpoints"))

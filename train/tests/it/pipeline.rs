@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use tinyforge_shards::{DatasetHeader, DatasetWriter, Dtype, Manifest, ShardOptions};
-use tinyforge_train::{RoundPlan, Silent, TrainOptions, read_loss_table};
+use tinyforge_train::{NoCallbacks, RoundPlan, TrainOptions, read_loss_table};
 
 /// The fixture text as a byte-level token dataset (vocab 257, EOS 256), one document per
 /// paragraph, several shards and frames so windows cross both.
@@ -68,7 +68,7 @@ fn two_sampler_rounds_over_a_shard_dataset() {
     let out = tmp.path().join("run");
     let opts = options(&data, &out);
     let report =
-        tinyforge_train::train_from_options(&opts, &Default::default(), &mut Silent).unwrap();
+        tinyforge_train::train_from_options(&opts, &Default::default(), &mut NoCallbacks).unwrap();
     assert!(report.complete, "{report:?}");
     assert_eq!(report.rounds_done, 2);
 

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use tinyforge_train::{
-    Callbacks, ListPlan, Model, Planner, Result, RoundPlan, Silent, UnitSource, read_loss_table,
-    score_plan, train_with,
+    Callbacks, ListPlan, Model, NoCallbacks, Planner, Result, RoundPlan, UnitSource,
+    read_loss_table, score_plan, train_with,
 };
 
 use crate::common::*;
@@ -81,10 +81,10 @@ fn two_rounds_consume_the_selected_plan_and_resume_mid_round() {
     };
     // Stop in the middle of round 2, then resume: the plan must be the same.
     cfg.max_steps = Some(47);
-    let r1 = train_with(&cfg, data.clone(), &mut planner, None, &mut Silent).unwrap();
+    let r1 = train_with(&cfg, data.clone(), &mut planner, None, &mut NoCallbacks).unwrap();
     assert!(!r1.complete && r1.steps == 47);
     cfg.max_steps = None;
-    let r2 = train_with(&cfg, data.clone(), &mut planner, None, &mut Silent).unwrap();
+    let r2 = train_with(&cfg, data.clone(), &mut planner, None, &mut NoCallbacks).unwrap();
     assert!(r2.complete);
     assert_eq!(r2.steps, 60);
     assert_eq!(planner.scored, 1, "the frozen model scored the data once");
@@ -99,7 +99,7 @@ fn two_rounds_consume_the_selected_plan_and_resume_mid_round() {
         .plan(
             1,
             &Model::zeros(&cfg.model, tch::Device::Cpu, tch::Kind::Float).unwrap(),
-            &mut Silent,
+            &mut NoCallbacks,
         )
         .unwrap();
     let mut want: Vec<u64> = (0..selected.steps())

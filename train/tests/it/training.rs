@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use tinyforge_train::{
-    Error, Record, Silent, UnitSource, Validation, checkpoint, read_loss_table, read_records,
+    Error, NoCallbacks, Record, UnitSource, Validation, checkpoint, read_loss_table, read_records,
     train_with,
 };
 
@@ -36,7 +36,7 @@ fn loss_decreases_on_real_text_and_everything_is_recorded() {
         data.clone(),
         &mut Fixed(vec![batches.clone()]),
         Some(&validation(&data, 32)),
-        &mut Silent,
+        &mut NoCallbacks,
     )
     .unwrap();
     assert!(report.complete);
@@ -107,13 +107,27 @@ fn resume_after_a_stop_is_bit_identical() {
     let n = train_units(data.as_ref(), cfg.seq_len, HELD_OUT);
     let plan = || Fixed(vec![shuffled_batches(n, 8, 3)[..25].to_vec()]);
     let val = validation(&data, 32);
-    let a = train_with(&cfg, data.clone(), &mut plan(), Some(&val), &mut Silent).unwrap();
+    let a = train_with(
+        &cfg,
+        data.clone(),
+        &mut plan(),
+        Some(&val),
+        &mut NoCallbacks,
+    )
+    .unwrap();
     assert!(a.complete && a.steps == 25);
 
     let mut cfg_b = cfg.clone();
     cfg_b.out = resumed.path().to_path_buf();
     cfg_b.max_steps = Some(11);
-    let b1 = train_with(&cfg_b, data.clone(), &mut plan(), Some(&val), &mut Silent).unwrap();
+    let b1 = train_with(
+        &cfg_b,
+        data.clone(),
+        &mut plan(),
+        Some(&val),
+        &mut NoCallbacks,
+    )
+    .unwrap();
     assert!(!b1.complete && b1.steps == 11);
     // A killed run also leaves records past its checkpoint: fake some, resume must drop them.
     std::fs::OpenOptions::new()
@@ -127,7 +141,14 @@ fn resume_after_a_stop_is_bit_identical() {
         })
         .unwrap();
     cfg_b.max_steps = None;
-    let b2 = train_with(&cfg_b, data.clone(), &mut plan(), Some(&val), &mut Silent).unwrap();
+    let b2 = train_with(
+        &cfg_b,
+        data.clone(),
+        &mut plan(),
+        Some(&val),
+        &mut NoCallbacks,
+    )
+    .unwrap();
     assert!(b2.complete && b2.steps == 25);
 
     let fa = final_checkpoint(straight.path());
@@ -165,7 +186,7 @@ fn corrupt_checkpoint_is_refused() {
     cfg.max_steps = Some(3);
     let n = train_units(data.as_ref(), cfg.seq_len, HELD_OUT);
     let plan = || Fixed(vec![shuffled_batches(n, 8, 3)[..6].to_vec()]);
-    train_with(&cfg, data.clone(), &mut plan(), None, &mut Silent).unwrap();
+    train_with(&cfg, data.clone(), &mut plan(), None, &mut NoCallbacks).unwrap();
     let ckpt = final_checkpoint(tmp.path());
     let model_file = ckpt.join("model.safetensors");
     let mut bytes = std::fs::read(&model_file).unwrap();
@@ -173,7 +194,7 @@ fn corrupt_checkpoint_is_refused() {
     bytes[mid] ^= 0x40;
     std::fs::write(&model_file, &bytes).unwrap();
     cfg.max_steps = None;
-    let err = train_with(&cfg, data.clone(), &mut plan(), None, &mut Silent).unwrap_err();
+    let err = train_with(&cfg, data.clone(), &mut plan(), None, &mut NoCallbacks).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Checkpoint { .. }), "{msg}");
     assert!(
@@ -191,7 +212,7 @@ fn corrupt_checkpoint_is_refused() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let msg = train_with(&cfg, data.clone(), &mut plan(), None, &mut Silent)
+    let msg = train_with(&cfg, data.clone(), &mut plan(), None, &mut NoCallbacks)
         .unwrap_err()
         .to_string();
     assert!(
@@ -219,7 +240,7 @@ fn non_finite_loss_stops_with_the_last_good_checkpoint() {
         data.clone(),
         &mut Fixed(vec![shuffled_batches(n, 8, 3)[..40].to_vec()]),
         None,
-        &mut Silent,
+        &mut NoCallbacks,
     )
     .unwrap_err();
     let Error::NonFinite {
