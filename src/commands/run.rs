@@ -477,6 +477,21 @@ fn shell_words(args: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// A stage's report is parsed from its stdout and again from its record on a rerun, and
+    /// must read back with the numbers written: serde_json's default parser reads
+    /// 2.3778000000000008e-7 one ulp off (its `float_roundtrip` feature, on in the workspace,
+    /// reads it exactly).
+    #[test]
+    fn a_stage_report_reads_back_with_the_numbers_written() {
+        let written = serde_json::json!({ "mean_comm_s": f64::from_bits(0x3e8f_ea0e_ffb2_b545) });
+        let text = serde_json::to_vec_pretty(&written).unwrap();
+        let read: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            read["mean_comm_s"].as_f64().map(f64::to_bits),
+            Some(0x3e8f_ea0e_ffb2_b545)
+        );
+    }
+
     #[test]
     fn train_nproc_reaches_the_train_command_line() {
         let cfg: PipelineConfig = toml::from_str(
