@@ -155,10 +155,12 @@ impl Progress {
         };
         match &self.inner {
             Inner::Bar(bar) => {
+                // The last phase's note does not belong to this one.
+                bar.set_message("");
                 bar.set_prefix(phase.clone());
                 bar.set_length(total);
-                bar.set_position(0);
-                bar.reset_eta();
+                // Position, clock and rate from zero, and drawn again after a `finish`.
+                bar.reset();
             }
             Inner::Json(state) => {
                 use std::sync::atomic::Ordering::Relaxed;
@@ -230,17 +232,18 @@ impl<'a> AbortAfter<'a> {
     }
 }
 
+/// Draws as the `Progress` it wraps does.
 impl tinyforge_task::Reporter for AbortAfter<'_> {
     fn start(&self, phase: &str, total: u64) {
-        self.progress.restart(phase, total);
+        tinyforge_task::Reporter::start(self.progress, phase, total);
     }
 
     fn advance(&self, n: u64) {
-        self.progress.inc(n);
+        tinyforge_task::Reporter::advance(self.progress, n);
     }
 
     fn note(&self, message: &str) {
-        self.progress.message(message);
+        tinyforge_task::Reporter::note(self.progress, message);
     }
 
     fn committed(&self, _index: u64) {

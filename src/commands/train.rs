@@ -239,10 +239,15 @@ impl Callbacks for TrainProgress {
         ));
     }
 
+    fn reporter(&self) -> &dyn tinyforge_task::Reporter {
+        &self.progress
+    }
+
     fn on_event(&mut self, e: &Event) {
         match e {
             Event::RoundStart { steps, start, .. } => {
-                self.progress.set_total(*steps);
+                // From zero: scoring between rounds counts batches on the same bar.
+                self.progress.restart("train", *steps);
                 if *start > 0 {
                     self.progress.inc(*start);
                 }

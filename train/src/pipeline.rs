@@ -148,7 +148,7 @@ impl Planner for SamplerPlanner {
         &mut self,
         round: usize,
         model: &Model,
-        _events: &mut dyn Callbacks,
+        events: &mut dyn Callbacks,
     ) -> Result<Arc<dyn RoundPlan>> {
         // Rank 0 draws the plan (and scores the previous round with every rank); every rank
         // then opens the same file.
@@ -156,7 +156,7 @@ impl Planner for SamplerPlanner {
         let path = self.plan_path(round);
         let exists = world.agree(path.exists(), "the plan check")?;
         if !exists {
-            self.draw(round, model)?;
+            self.draw(round, model, events.reporter())?;
         }
         world.barrier("the round's plan")?;
         Ok(Arc::new(SamplerPlan(Plan::open(&path)?)))
@@ -165,7 +165,12 @@ impl Planner for SamplerPlanner {
 
 impl SamplerPlanner {
     /// Write the plan of `round` (rank 0), scoring the previous round first on every rank.
-    fn draw(&mut self, round: usize, model: &Model) -> Result<()> {
+    fn draw(
+        &mut self,
+        round: usize,
+        model: &Model,
+        reporter: &dyn tinyforge_task::Reporter,
+    ) -> Result<()> {
         let world = self.cfg.run.world.clone();
         let path = self.plan_path(round);
         fs_err::create_dir_all(path.parent().expect("plans dir")).map_err(Error::Io)?;
@@ -214,7 +219,7 @@ impl SamplerPlanner {
                 None,
                 round as u16,
                 &table,
-                &tinyforge_task::Silent,
+                reporter,
             )?;
             debug_assert_eq!(report.batches, total);
             self.scores.push(report);

@@ -157,6 +157,11 @@ pub trait Callbacks {
     fn should_stop(&mut self) -> bool {
         false
     }
+    /// Where work between the steps reports its progress: scoring the previous round before
+    /// drawing the next one's plan.
+    fn reporter(&self) -> &dyn tinyforge_task::Reporter {
+        &tinyforge_task::Silent
+    }
 }
 
 /// No callbacks.
