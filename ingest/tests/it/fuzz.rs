@@ -14,7 +14,7 @@
 //! measures the run (its worker thread included) alone.
 
 use proptest::prelude::*;
-use tinyforge_testkit::{Mutation, in_own_process, mutate, peak_during};
+use tinyforge_testkit::{Mutation, fuzz_config, in_own_process, mutate, peak_during};
 
 use super::*;
 
@@ -42,10 +42,6 @@ const FIXED: usize = 3 << 20;
 const PER_RECORD_BYTE: usize = 40;
 /// The bound: memory grows with the largest record a run takes, never with the file.
 const BOUND: usize = FIXED + PER_RECORD_BYTE * MAX_RECORD;
-
-fn config() -> ProptestConfig {
-    tinyforge_testkit::fuzz_config(CASES, SEED)
-}
 
 /// The valid files the mutations start from, by name (the extension picks the reader).
 fn originals() -> Vec<(&'static str, Vec<u8>)> {
@@ -151,7 +147,7 @@ fn ingest_measured(dir: &Path, name: &str, bytes: &[u8], fail: bool) -> Measured
         part_size_mb: Some(1.0),
         threads: Some(1),
         on_error: Some(if fail { OnError::Fail } else { OnError::Skip }),
-        ..config_for(vec![input], &out)
+        ..config(vec![input], &out)
     };
     let config: IngestConfig = options.resolve("fuzz", Shard::ALL).unwrap();
     let (result, peak) =
@@ -235,18 +231,13 @@ fn check_case(originals: &[(&'static str, Vec<u8>)], case: &Case) -> Outcome {
     Ok(())
 }
 
-/// The suite's `config` with the test's output folder (named apart from proptest's `config`).
-fn config_for(inputs: Vec<InputOptions>, out: &Path) -> IngestOptions {
-    super::config(inputs, out)
-}
-
 #[test]
 fn damaged_inputs_are_rejected_by_place_within_bounds() {
     in_own_process(
         "fuzz::damaged_inputs_are_rejected_by_place_within_bounds",
         || {
             let originals = originals();
-            proptest!(config(), |(case in case())| {
+            proptest!(fuzz_config(CASES, SEED), |(case in case())| {
                 check_case(&originals, &case)?;
             });
         },

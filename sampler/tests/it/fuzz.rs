@@ -20,7 +20,7 @@ use tinyforge_sampler::{
     Error, Exhausted, Level, ListOrder, LossTableReader, Method, Plan, Pool, RoundOneSpec,
     SelectConfig, select_next_round,
 };
-use tinyforge_testkit::{Mutation, in_own_process, mutate, peak_during};
+use tinyforge_testkit::{Mutation, fuzz_config, in_own_process, mutate, peak_during};
 
 use crate::write_losses;
 
@@ -52,10 +52,6 @@ const LOSS_FIXED: usize = 12 << 20;
 /// Per byte of the table file: Parquet holds at most a page or a column chunk of it at once,
 /// decompressed; a generous factor, since the test's tables are a few kilobytes.
 const LOSS_PER_FILE_BYTE: usize = 16;
-
-fn config() -> ProptestConfig {
-    tinyforge_testkit::fuzz_config(CASES, SEED)
-}
 
 fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
     prop::collection::vec(any::<(u8, u32, u32, u16)>(), 1..4)
@@ -389,7 +385,7 @@ fn check_losses(original: &Original, damage: &Damage) -> Result<(), TestCaseErro
 fn damaged_plans_fail_by_name_within_bounds() {
     in_own_process("fuzz::damaged_plans_fail_by_name_within_bounds", || {
         let original = original();
-        proptest!(config(), |(damage in damage())| {
+        proptest!(fuzz_config(CASES, SEED), |(damage in damage())| {
             check_plans(&original, &damage)?;
         });
     });
@@ -401,7 +397,7 @@ fn damaged_loss_tables_fail_by_name_within_bounds() {
         "fuzz::damaged_loss_tables_fail_by_name_within_bounds",
         || {
             let original = original();
-            proptest!(config(), |(damage in loss_damage())| {
+            proptest!(fuzz_config(CASES, SEED), |(damage in loss_damage())| {
                 check_losses(&original, &damage)?;
             });
         },

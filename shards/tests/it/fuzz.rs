@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use tinyforge_shards::{
     Dataset, Error, MANIFEST_FILE, Manifest, ReaderOptions, checksum, checksum_string, verify,
 };
-use tinyforge_testkit::{Mutation, in_own_process, mutate, peak_during};
+use tinyforge_testkit::{Mutation, fuzz_config, in_own_process, mutate, peak_during};
 
 use crate::{documents, header, stream, write_dataset};
 
@@ -44,10 +44,6 @@ const PER_FILE_BYTE: usize = 4;
 /// a few hundred bytes (with the shard's path) for each damaged frame; a frame takes at least
 /// a 32-byte entry of the file, so that is under 16 bytes per byte of file.
 const VERIFY_PER_FILE_BYTE: usize = 16;
-
-fn config() -> ProptestConfig {
-    tinyforge_testkit::fuzz_config(CASES, SEED)
-}
 
 /// The bound on the reader's memory: see the constants above. The frame size is the one the
 /// manifest declares (frames are checked against it), in the widest token type.
@@ -430,7 +426,7 @@ fn damaged_u16_datasets_fail_by_name_within_bounds() {
         "fuzz::damaged_u16_datasets_fail_by_name_within_bounds",
         || {
             let original = original(false);
-            proptest!(config(), |(damage in damage())| {
+            proptest!(fuzz_config(CASES, SEED), |(damage in damage())| {
                 check_damage(&original, &damage)?;
             });
         },
@@ -443,7 +439,7 @@ fn damaged_u32_datasets_fail_by_name_within_bounds() {
         "fuzz::damaged_u32_datasets_fail_by_name_within_bounds",
         || {
             let original = original(true);
-            proptest!(config(), |(damage in damage())| {
+            proptest!(fuzz_config(CASES, SEED), |(damage in damage())| {
                 check_damage(&original, &damage)?;
             });
         },
