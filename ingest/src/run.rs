@@ -290,11 +290,7 @@ impl Context<'_> {
     /// The error for a worker that panicked on `chunk`: the panic's message and the input the
     /// chunk reads (its first files, with their row groups or byte ranges).
     fn panicked(&self, chunk: usize, payload: &(dyn std::any::Any + Send)) -> Error {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".to_owned());
+        let message = tinyforge_task::panic_message(payload);
         let units = &self.plan.units[self.plan.chunks[chunk].units.clone()];
         let mut input: Vec<String> = units
             .iter()

@@ -267,11 +267,7 @@ impl LossTableReader {
 /// that names the file and what was being read.
 fn guarded<T>(path: &Path, doing: &str, call: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".to_owned());
+        let message = tinyforge_task::panic_message(&*payload);
         let source = parquet::errors::ParquetError::General(format!(
             "the Parquet reader failed {doing}, on damaged data: {message}"
         ));

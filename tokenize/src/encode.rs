@@ -382,11 +382,7 @@ fn tokenize_in_pieces(
 
 /// What a caught panic said, as an encode failure.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned());
+    let message = tinyforge_task::panic_message(payload);
     format!(
         "panicked: {message}; the shards finished before this document are kept, and a rerun \
          resumes from them"
